@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Idempotent set-up: .venv/ with torch, torchvision and selfsup (dev extra), plus
+# Debian's Fashion-MNIST when apt is available. Safe to run again; it skips what is done.
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PYTHON="${PYTHON:-python3}"
+TORCH_PIN="torch==2.14.1 torchvision==0.29.1"
+EXTRAS="${SELFSUP_EXTRAS:-dev}"
+
+if [ ! -d /usr/share/datasets/fashion-mnist ] && [ -z "${SELFSUP_DATA_DIR:-}" ]; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        echo "setup: installing Debian package dataset-fashion-mnist"
+        (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist >/dev/null) \
+            || echo "setup: could not install dataset-fashion-mnist; set SELFSUP_DATA_DIR to its idx .gz files"
+    else
+        echo "setup: Fashion-MNIST not found; as root run: apt-get install dataset-fashion-mnist"
+    fi
+fi
+
+if [ ! -x .venv/bin/python ]; then
+    echo "setup: creating .venv"
+    "$PYTHON" -m venv .venv
+fi
+
+# Re-install only when the project's requirements change.
+stamp=".venv/.selfsup-stamp"
+want="$(cat pyproject.toml setup.sh | sha256sum | cut -d' ' -f1) $EXTRAS"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    exit 0
+fi
+if ! .venv/bin/python -c "import torch, torchvision" >/dev/null 2>&1; then
+    echo "setup: installing $TORCH_PIN (from local disk where available)"
+    .venv/bin/pip install -q $TORCH_PIN
+fi
+echo "setup: installing selfsup[$EXTRAS]"
+.venv/bin/pip install -q -e ".[$EXTRAS]"
+echo "$want" > "$stamp"
+echo "setup: done (.venv/bin/selfsup)"

@@ -1,0 +1,10 @@
+"""Data sources: raw uint8 images and optional labels, in memory or indexed from a folder.
+
+No augmentation here; that happens batched, on the model's device, in ``selfsup.views``.
+"""
+
+from .sources import load_source
+from .split import DataError, DataSource, Split, collate_batched, collate_images, stratified_holdout
+
+__all__ = ["DataError", "DataSource", "Split", "collate_batched", "collate_images",
+           "load_source", "stratified_holdout"]

@@ -1,0 +1,256 @@
+"""Image folders: indexed up front, checked cheaply, decoded lazily in DataLoader workers."""
+
+from __future__ import annotations
+
+import os
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from .split import DataError, DataSource, Split
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+# 8192 x 8192: above any photo a pretraining set needs, below Pillow's own bomb limit so a
+# file that passed the index check never trips Pillow's warning when decoded.
+MAX_PIXELS = 1 << 26
+SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
+TEST_FOLDERS = ("test", "val")
+CHECK_THREADS = 16  # checking is I/O bound; threads hide file-system latency
+CHECK_CHUNK = 4096
+
+
+@dataclass
+class FolderIndex:
+    """The image files of one split and what was left out while finding them."""
+
+    paths: list[str] = field(default_factory=list)
+    labels: list[int] | None = None
+    candidates: int = 0
+    bad: list[str] = field(default_factory=list)
+    unlisted: list[str] = field(default_factory=list)  # folders os.walk could not read
+    loose: int = 0  # images beside class folders, which belong to no class
+
+
+def is_image_name(name: str) -> bool:
+    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def image_files(top: str, unlisted: list[str]) -> list[str]:
+    """Image-named files below ``top``, sorted; hidden files and folders left out.
+
+    Symlinked folders are not followed, so a link loop cannot hang the walk.
+    """
+    found = []
+    for root, dirs, files in os.walk(top, followlinks=False,
+                                     onerror=lambda e: unlisted.append(e.filename)):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        found.extend(os.path.join(root, f) for f in files if is_image_name(f))
+    return sorted(found)
+
+
+def check_image(path: str) -> bool:
+    """Whether ``path`` opens as an image of sane size, without decoding its pixels.
+
+    ``verify`` reads the whole file for PNG (chunk CRCs, so truncation shows) but only the
+    header for most other formats; what slips through fails at decode and is dropped there.
+    """
+    try:
+        if os.path.getsize(path) == 0:
+            return False
+        with Image.open(path) as im:
+            if im.width * im.height > MAX_PIXELS:
+                return False
+            im.verify()
+        return True
+    # OSError (unreadable, not an image, truncated), DecompressionBombError/Warning, and
+    # whatever else a Pillow plugin raises on a malformed file: all mean "skip it".
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def keep_readable(paths: list[str], index: FolderIndex) -> list[str]:
+    """The paths that pass ``check_image``; the others are counted into ``index``."""
+    index.candidates += len(paths)
+    ok: list[bool] = []
+    # Pillow warns (rather than raises) between its two bomb limits; make that a skip.
+    # Set once here, not per file, because warning filters are process-wide state.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with ThreadPoolExecutor(CHECK_THREADS) as pool:
+            for start in range(0, len(paths), CHECK_CHUNK):
+                ok.extend(pool.map(check_image, paths[start:start + CHECK_CHUNK]))
+    index.bad.extend(p for p, good in zip(paths, ok, strict=True) if not good)
+    return [p for p, good in zip(paths, ok, strict=True) if good]
+
+
+def class_folders(root: Path) -> list[str]:
+    """Sorted names of the visible sub-folders of ``root``, the classes of a labelled split.
+
+    A linked folder counts unless it leads back to ``root`` or above: walking that would
+    index every other class a second time.
+    """
+    real_root = os.path.realpath(root)
+    names = []
+    for entry in os.scandir(root):
+        if entry.name.startswith(".") or not entry.is_dir():
+            continue
+        target = os.path.realpath(entry.path)
+        if entry.is_symlink() and os.path.commonpath([target, real_root]) == target:
+            continue
+        names.append(entry.name)
+    return sorted(names)
+
+
+def index_split(root: Path, classes: list[str] | None) -> FolderIndex:
+    """Index one split root: one sub-folder per class, or loose images when unlabeled."""
+    index = FolderIndex()
+    if classes is None:
+        index.paths = keep_readable(image_files(str(root), index.unlisted), index)
+        return index
+    index.loose = sum(1 for e in os.scandir(root) if e.is_file() and is_image_name(e.name))
+    to_label = {name: i for i, name in enumerate(classes)}
+    label_of: dict[str, int] = {}
+    for name in class_folders(root):
+        if name not in to_label:
+            raise DataError(f"{root / name} is a class the training split does not have "
+                            f"(its classes: {', '.join(classes)}); rename or remove it")
+        label_of.update(dict.fromkeys(image_files(str(root / name), index.unlisted),
+                                      to_label[name]))
+    if not label_of and index.loose:
+        raise DataError(f"{root} holds images but no class folders, while the training split "
+                        f"has them; sort its images into folders named {', '.join(classes[:3])}"
+                        f"{', ...' if len(classes) > 3 else ''}")
+    index.paths = keep_readable(list(label_of), index)
+    index.labels = [label_of[p] for p in index.paths]
+    return index
+
+
+def split_roots(root: Path) -> tuple[Path, Path | None]:
+    """``train/`` with ``test/`` (or ``val/``) is a split source; anything else is one split."""
+    train = root / "train"
+    if not train.is_dir():
+        return root, None
+    for name in TEST_FOLDERS:
+        if (root / name).is_dir():
+            return train, root / name
+    # train/ alone is the train half of that layout, not a one-class dataset.
+    alone = [e.name for e in os.scandir(root) if not e.name.startswith(".")] == ["train"]
+    return (train, None) if alone else (root, None)
+
+
+def report_skips(root: Path, indexes: list[FolderIndex]) -> int:
+    """Warn once about everything left out; return how many files were skipped."""
+    bad = [p for ix in indexes for p in ix.bad]
+    candidates = sum(ix.candidates for ix in indexes)
+    unlisted = [p for ix in indexes for p in ix.unlisted]
+    loose = sum(ix.loose for ix in indexes)
+    notes = []
+    if bad:
+        examples = ", ".join(os.path.relpath(p, root) for p in bad[:3])
+        notes.append(f"skipped {len(bad)} of {candidates} files in {root}: unreadable or not "
+                     f"images (e.g. {examples})")
+    if unlisted:
+        notes.append(f"could not list {len(unlisted)} folder(s) (e.g. {unlisted[0]})")
+    if loose:
+        notes.append(f"ignored {loose} image(s) lying beside the class folders of {root}; "
+                     "move them into a class folder")
+    if notes:
+        warnings.warn("; ".join(notes), UserWarning, stacklevel=4)
+    return len(bad)
+
+
+def load_folder(root: Path, channels: int, image_size: int) -> DataSource:
+    """Index an image folder (ImageNet layout or a single split) without decoding it."""
+    train_root, test_root = split_roots(root)
+    classes = class_folders(train_root) or None
+    indexes = [index_split(train_root, classes)]
+    if test_root is not None:
+        indexes.append(index_split(test_root, classes))
+    for split_root, ix in zip((train_root, test_root), indexes, strict=False):
+        if not ix.paths:
+            what = (f"({len(ix.bad)} files skipped)" if ix.candidates else
+                    "(no .png/.jpg/... files found): put images in it, or in one sub-folder "
+                    "per class")
+            raise DataError(f"no readable images in {split_root} {what}")
+    skipped = report_skips(root, indexes)
+    splits = [folder_split(ix, channels, image_size) for ix in indexes]
+    return DataSource(str(root), splits[0], splits[1] if len(splits) > 1 else None,
+                      channels=channels, image_size=image_size, classes=classes,
+                      skipped=skipped)
+
+
+def folder_split(index: FolderIndex, channels: int, image_size: int) -> Split:
+    labels = np.asarray(index.labels, dtype=np.int64) if index.labels is not None else None
+    dataset = FolderImages(index.paths, labels, channels, image_size)
+    return Split(dataset, labels, paths=index.paths)
+
+
+class FolderImages(Dataset):
+    """Image files decoded on demand to uint8 (C, image_size, image_size).
+
+    Returns ``None`` for a file that fails to decode; ``collate_images`` drops it.
+    """
+
+    def __init__(self, paths: list[str], labels: np.ndarray | None, channels: int,
+                 image_size: int):
+        # One numpy byte array, not a list of str: forked DataLoader workers touching
+        # millions of Python objects would copy the whole list page by page (refcounts).
+        self.paths = np.array([os.fsencode(p) for p in paths], dtype=np.bytes_)
+        self.labels = labels
+        self.channels = channels
+        self.image_size = image_size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int] | None:
+        label = int(self.labels[i]) if self.labels is not None else -1
+        try:
+            image = decode_image(os.fsdecode(self.paths[i]), self.channels, self.image_size)
+        except Exception:  # noqa: BLE001 - any failure in any Pillow plugin means "bad file"
+            return None
+        return image, label
+
+
+def decode_image(path: str, channels: int, image_size: int) -> torch.Tensor:
+    """Decode, convert to ``channels``, resize the shorter side to ``image_size`` and
+    center-crop: uint8 (C, image_size, image_size)."""
+    mode = "L" if channels == 1 else "RGB"
+    with Image.open(path) as im:
+        if im.width * im.height > MAX_PIXELS:
+            raise ValueError(f"{path} has more than {MAX_PIXELS} pixels")
+        # JPEG can decode straight to a smaller scale (DCT scaling): far less work for large
+        # photos, and the size it picks is never below the one asked for.
+        im.draft(mode, (image_size, image_size))
+        im = to_mode(im, mode)
+        w, h = im.size
+        side = min(w, h)
+        # Resizing the centered square box is resize-shorter-side-then-center-crop in one
+        # pass. Pillow's bilinear filter widens its support when shrinking: antialiased.
+        box = ((w - side) / 2, (h - side) / 2, (w + side) / 2, (h + side) / 2)
+        im = im.resize((image_size, image_size), Image.BILINEAR, box=box)
+    pixels = torch.from_numpy(np.array(im, dtype=np.uint8))
+    return pixels[None] if channels == 1 else pixels.permute(2, 0, 1).contiguous()
+
+
+def to_mode(im: Image.Image, mode: str) -> Image.Image:
+    """``im`` as 8-bit "L" or "RGB": 16-bit rescaled, transparency composited onto white."""
+    if im.mode in SIXTEEN_BIT_MODES:
+        # Pillow's own conversion clips 16-bit values at 255; rescale the range instead.
+        values = np.asarray(im, dtype=np.float64)
+        im = Image.fromarray(np.rint(np.clip(values, 0, 65535) / 257.0).astype(np.uint8))
+    elif im.mode == "F":
+        values = np.asarray(im, dtype=np.float64)
+        scale = 255.0 if values.size and np.nanmax(values) <= 1.0 else 1.0
+        im = Image.fromarray(np.rint(np.clip(np.nan_to_num(values) * scale, 0, 255))
+                             .astype(np.uint8))
+    if im.mode in ("RGBA", "LA", "PA", "La", "RGBa") or "transparency" in im.info:
+        white = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(white, im.convert("RGBA"))
+    return im if im.mode == mode else im.convert(mode)

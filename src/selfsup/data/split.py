@@ -1,0 +1,132 @@
+"""What every source hands out: splits of uint8 images with optional labels."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from sklearn.model_selection import train_test_split
+from torch.utils.data import Dataset, Subset
+
+
+class DataError(Exception):
+    """A source is missing, empty or unreadable. Message: one clear line naming the path and
+    what to do."""
+
+
+class InMemoryImages(Dataset):
+    """A uint8 image tensor (N, C, H, W) with int64 labels (N,), -1 where unlabeled.
+
+    ``__getitems__`` hands a whole batch back as two tensors, so a DataLoader with
+    ``collate_fn=collate_batched`` indexes once per batch instead of once per image.
+    """
+
+    def __init__(self, images: torch.Tensor, labels: torch.Tensor | None = None):
+        self.images = images
+        self.labels = (labels if labels is not None
+                       else torch.full((len(images),), -1, dtype=torch.long))
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.images[i], int(self.labels[i])
+
+    def __getitems__(self, indices: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return self.images[idx], self.labels[idx]
+
+
+def collate_batched(batch: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """The identity: ``InMemoryImages.__getitems__`` already returns a collated batch.
+
+    A module-level function rather than a lambda so DataLoader workers can pickle it.
+    """
+    return batch
+
+
+def collate_images(items) -> tuple[torch.Tensor, torch.Tensor]:
+    """Stack (image, label) pairs into uint8 (B, C, H, W) and int64 (B,), dropping ``None``.
+
+    ``None`` is what a folder dataset returns for a file that failed to decode; dropping it
+    keeps one bad file from ending a run. When every item failed the batch is empty:
+    shapes (0, 0, 0, 0) and (0,).
+    """
+    items = [it for it in items if it is not None]
+    if not items:
+        return torch.empty((0, 0, 0, 0), dtype=torch.uint8), torch.empty(0, dtype=torch.long)
+    images = torch.stack([image for image, _ in items])
+    labels = torch.tensor([label for _, label in items], dtype=torch.long)
+    return images, labels
+
+
+@dataclass
+class Split:
+    """One split of a source.
+
+    ``dataset[i]`` is (uint8 (C, H, W), int label, -1 when unlabeled); a folder dataset gives
+    ``None`` for a file that fails to decode. ``images`` is set when the whole split is held
+    in memory, ``paths`` when it is an indexed image folder.
+    """
+
+    dataset: Dataset
+    labels: np.ndarray | None  # (N,) int64
+    images: torch.Tensor | None = None  # (N, C, H, W) uint8
+    paths: list[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    @property
+    def collate_fn(self) -> Callable:
+        """The DataLoader ``collate_fn`` that fits this split's dataset."""
+        return collate_batched if self.images is not None else collate_images
+
+
+def in_memory_split(images: torch.Tensor, labels: np.ndarray | None) -> Split:
+    """A split over a uint8 tensor (N, C, H, W) and optional labels (N,)."""
+    tensor_labels = torch.from_numpy(labels) if labels is not None else None
+    return Split(InMemoryImages(images, tensor_labels), labels, images=images)
+
+
+@dataclass
+class DataSource:
+    """A loaded source: its splits and what they hold."""
+
+    name: str  # "fashion-mnist", "digits", or the path given
+    train: Split
+    test: Split | None  # None when the source has no split of its own
+    channels: int  # 1 or 3
+    image_size: int  # side of the square images the splits yield
+    classes: list[str] | None
+    skipped: int = 0  # bad files skipped while indexing
+
+
+def stratified_holdout(split: Split, fraction: float = 0.2, seed: int = 0) -> tuple[Split, Split]:
+    """Hold out ``fraction`` of each class as a test split; the same seed gives the same split.
+
+    Both parts keep the original order of the images.
+    """
+    if split.labels is None:
+        raise DataError("cannot hold out a labelled test set: source has no labels")
+    if not 0.0 < fraction < 1.0:
+        raise DataError(f"holdout fraction must be between 0 and 1, got {fraction}")
+    try:
+        keep, held = train_test_split(np.arange(len(split.labels)), test_size=fraction,
+                                      random_state=seed, stratify=split.labels)
+    except ValueError as e:
+        # sklearn refuses when a class has a single image or the holdout is smaller than
+        # the number of classes; say so in the source's terms.
+        raise DataError(f"cannot hold out {fraction:.0%} per class from {len(split.labels)} "
+                        f"labelled images: {e}") from e
+    return _subset(split, np.sort(keep)), _subset(split, np.sort(held))
+
+
+def _subset(split: Split, indices: np.ndarray) -> Split:
+    labels = split.labels[indices] if split.labels is not None else None
+    if split.images is not None:
+        return in_memory_split(split.images[torch.from_numpy(indices)], labels)
+    paths = [split.paths[i] for i in indices] if split.paths is not None else None
+    return Split(Subset(split.dataset, indices.tolist()), labels, paths=paths)

@@ -1,0 +1,43 @@
+"""Barlow Twins (Zbontar et al. 2021, "Barlow Twins: Self-Supervised Learning via Redundancy
+Reduction").
+
+The cross-correlation of the two views' projections is pushed towards the identity: invariance
+on the diagonal, redundancy reduction off it.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from ..objectives import BarlowTwins as BarlowTwinsLoss
+from ..views import ViewConfig
+from .base import Method, Recipe
+from .heads import projection_mlp
+from .registry import register
+
+
+@register("barlow_twins", family="redundancy reduction",
+          paper="Zbontar et al. 2021, Barlow Twins: Self-Supervised Learning via Redundancy "
+                "Reduction")
+class BarlowTwins(Method):
+    # Paper: 3-layer 8192-d projector, lambda 0.0051, LARS lr 0.2 (weights) with wd 1.5e-6.
+    # Small-image values chosen by the sweep in benchmarks/RESULTS.md.
+    recipe = Recipe(optimizer="lars", lr=0.3, weight_decay=1.5e-6, warmup_fraction=0.05,
+                    views=ViewConfig())
+
+    def __init__(self, backbone: nn.Module, views: nn.Module, lambda_: float = 0.0051,
+                 proj_hidden_dim: int = 1024, proj_dim: int = 1024, proj_layers: int = 3,
+                 loss_scale: float = 0.1):
+        super().__init__(backbone, views)
+        self.projector = projection_mlp(backbone.dim, proj_hidden_dim, proj_dim, proj_layers)
+        self.objective = BarlowTwinsLoss(lambda_=lambda_)
+        # The loss sums D diagonal terms; scaling it keeps LARS's step sizes in range (as the
+        # solo-learn CIFAR recipe does).
+        self.loss_scale = loss_scale
+
+    def training_loss(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        x1, x2 = self.views(images)
+        z1 = self.projector(self.encode(x1))  # (B, proj_dim)
+        z2 = self.projector(self.encode(x2))
+        return {"loss": self.loss_scale * self.objective(z1, z2)}

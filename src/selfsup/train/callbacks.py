@@ -1,0 +1,118 @@
+"""Callbacks: time budget, metrics.jsonl, atomic periodic checkpoints."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+
+
+class TimeBudget(L.Callback):
+    """Stops cleanly when the wall-clock budget is spent, and sizes the lr schedule to it.
+
+    After ``calibrate_at`` steps it measures the step time and fixes ``total_steps`` so the cosine
+    reaches its end as the budget runs out. Rank 0's estimate is broadcast so every process
+    follows the same schedule.
+    """
+
+    def __init__(self, budget_s: float, calibrate_from: int = 5, calibrate_at: int = 25):
+        self.budget_s = budget_s
+        self.calibrate_from = calibrate_from
+        self.calibrate_at = calibrate_at
+        self._t_from: float | None = None
+        self.calibrated = False
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._t_from = None
+        self._start_step = trainer.global_step
+        self.calibrated = trainer.global_step >= self.calibrate_at and pl_module.total_steps > 0
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        done = trainer.global_step - self._start_step
+        if not self.calibrated:
+            if done == self.calibrate_from:
+                self._t_from = time.perf_counter()
+            elif done == self.calibrate_at and self._t_from is not None:
+                per_step = (time.perf_counter() - self._t_from) / (done - self.calibrate_from)
+                left = self.budget_s - pl_module.elapsed_before - pl_module.session_elapsed()
+                total = trainer.global_step + max(1, int(left / per_step))
+                pl_module.total_steps = int(trainer.strategy.broadcast(total, src=0))
+                self.calibrated = True
+        spent = pl_module.elapsed_before + pl_module.session_elapsed()
+        out_of_time = trainer.strategy.broadcast(spent >= self.budget_s, src=0)
+        if out_of_time or (self.calibrated and trainer.global_step >= pl_module.total_steps):
+            trainer.should_stop = True
+
+
+class MetricsLog(L.Callback):
+    """Appends one JSON object per logged step to ``metrics.jsonl`` (rank 0 only)."""
+
+    def __init__(self, path: Path, every: int = 10):
+        self.path = Path(path)
+        self.every = max(1, every)
+
+    def _write(self, row: dict[str, Any]) -> None:
+        with self.path.open("a") as f:
+            f.write(json.dumps(row) + "\n")
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        step = trainer.global_step
+        if not trainer.is_global_zero or step % self.every:
+            return
+        m = trainer.callback_metrics
+        row = {
+            "step": step,
+            "epoch": trainer.current_epoch,
+            "loss": float(m["loss"]) if "loss" in m else None,
+            "lr": pl_module.current_lr(),
+            "images_per_s": round(pl_module.images_per_s, 2),
+            "elapsed_s": round(pl_module.elapsed_before + pl_module.session_elapsed(), 2),
+        }
+        self._write(row)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        if trainer.is_global_zero:
+            self._write({"epoch_end": trainer.current_epoch, "step": trainer.global_step,
+                         "elapsed_s": round(pl_module.elapsed_before
+                                            + pl_module.session_elapsed(), 2)})
+
+
+class PeriodicCheckpoint(L.Callback):
+    """Writes ``last.ckpt`` every ``every_s`` seconds, at each epoch end and when training ends.
+
+    The write itself is atomic (see `AtomicCheckpointIO`), so a kill never leaves a torn file.
+    """
+
+    def __init__(self, path: Path, every_s: float = 120.0):
+        self.path = Path(path)
+        self.every_s = every_s
+        self._last = time.perf_counter()
+
+    def _save(self, trainer: L.Trainer) -> None:
+        trainer.save_checkpoint(self.path)
+        self._last = time.perf_counter()
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        due = time.perf_counter() - self._last >= self.every_s
+        if trainer.strategy.broadcast(due, src=0):
+            self._save(trainer)
+
+    def on_train_epoch_end(self, trainer, pl_module) -> None:
+        self._save(trainer)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._save(trainer)
+
+
+def has_bf16() -> bool:
+    """True where bf16 autocast is fast: CUDA with bf16, or a CPU with AVX-512-BF16/AMX."""
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False

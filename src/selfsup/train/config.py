@@ -1,0 +1,119 @@
+"""The pretraining config: one dataclass, validated at the edge, saved as config.yaml."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+OPTIMIZERS = ("lars", "sgd", "adamw")
+PRECISIONS = ("auto", "bf16", "32")
+
+
+class ConfigError(ValueError):
+    """A config value is invalid; the message says which and what is allowed."""
+
+
+def parse_duration(text: str | float | int) -> float:
+    """'10m', '90s', '1h30m', '1.5h' or a number of seconds -> seconds."""
+    if isinstance(text, (int, float)):
+        seconds = float(text)
+    else:
+        s = str(text).strip().lower()
+        if re.fullmatch(r"\d+(\.\d+)?", s):
+            seconds = float(s)
+        else:
+            parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms])", s)
+            if not parts or "".join(f"{n}{u}" for n, u in parts) != s.replace(" ", ""):
+                raise ConfigError(f"time budget {text!r} not understood; use e.g. 10m, 90s, 1h30m")
+            seconds = sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
+    if seconds <= 0:
+        raise ConfigError(f"time budget must be positive, got {text!r}")
+    return seconds
+
+
+@dataclass
+class PretrainConfig:
+    """Everything needed to rerun a pretraining. ``None`` means "the method's recipe decides"."""
+
+    method: str = "simclr"
+    data: str = "fashion-mnist"
+    backbone: str = "default"
+    epochs: int | None = None
+    time_budget: str | None = None
+    batch_size: int = 256  # global batch, split over devices x nodes
+    optimizer: str | None = None
+    lr: float | None = None  # for a batch of 256, scaled linearly with batch size
+    weight_decay: float | None = None
+    warmup_fraction: float | None = None
+    method_args: dict[str, Any] = field(default_factory=dict)
+    views: dict[str, Any] = field(default_factory=dict)
+    image_size: int | None = None
+    channels: int | None = None
+    precision: str = "auto"
+    devices: int = 1
+    num_nodes: int = 1
+    seed: int = 0
+    run_dir: str | None = None
+    num_workers: int | None = None
+    eval_protocols: list[str] = field(default_factory=lambda: ["knn", "linear", "rankme"])
+    log_every: int = 10
+    checkpoint_every_s: float = 120.0
+
+    def validate(self) -> PretrainConfig:
+        from ..backbones import BACKBONES
+        from ..methods import get_method
+        from ..views import ViewConfig
+
+        try:
+            cls = get_method(self.method)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        if self.backbone != "default" and self.backbone not in BACKBONES:
+            raise ConfigError(
+                f"unknown backbone {self.backbone!r}; valid: {', '.join(BACKBONES + ['default'])}")
+        if self.epochs is not None and self.epochs < 1:
+            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
+        if self.time_budget is not None:
+            parse_duration(self.time_budget)
+        if self.batch_size < 2:
+            raise ConfigError(f"batch size must be >= 2, got {self.batch_size}")
+        world = self.devices * self.num_nodes
+        if self.devices < 1 or self.num_nodes < 1:
+            raise ConfigError("devices and num_nodes must be >= 1")
+        if self.batch_size % world:
+            raise ConfigError(f"batch size {self.batch_size} is not divisible by "
+                              f"devices x nodes = {world}")
+        if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
+        for name in ("lr", "weight_decay", "warmup_fraction"):
+            v = getattr(self, name)
+            if v is not None and v < 0:
+                raise ConfigError(f"{name} must be >= 0, got {v}")
+        known = cls.hparams()
+        unknown = sorted(set(self.method_args) - set(known))
+        if unknown:
+            raise ConfigError(f"unknown argument(s) {unknown} for method {self.method!r}; "
+                              f"valid: {', '.join(sorted(known)) or 'none'}")
+        view_keys = {f.name for f in fields(ViewConfig)}
+        bad = sorted(set(self.views) - view_keys)
+        if bad:
+            raise ConfigError(f"unknown view setting(s) {bad}; valid: {', '.join(sorted(view_keys))}")
+        return self
+
+    @property
+    def budget_seconds(self) -> float | None:
+        return parse_duration(self.time_budget) if self.time_budget is not None else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PretrainConfig:
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - names)
+        if unknown:
+            raise ConfigError(f"unknown config key(s) {unknown}; valid: {', '.join(sorted(names))}")
+        return cls(**d)

@@ -1,0 +1,90 @@
+"""One LightningModule that trains every method."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import lightning as L
+import torch
+
+from ..methods import Method
+from .optim import build_optimizer
+from .schedule import warmup_cosine
+
+
+class PretrainModule(L.LightningModule):
+    """Runs ``method.training_loss`` with a step-wise warmup-cosine learning rate.
+
+    The schedule is a pure function of (step, total_steps), so its whole state is two integers
+    saved in the checkpoint. Under a time budget ``total_steps`` is provisional until the
+    `TimeBudget` callback has measured the step time, then fixed for the rest of the run.
+    """
+
+    def __init__(self, method: Method, optimizer: str, lr: float, weight_decay: float,
+                 warmup_fraction: float, total_steps: int, global_batch: int):
+        super().__init__()
+        self.method = method
+        self.optimizer_name = optimizer
+        self.base_lr = lr
+        self.weight_decay = weight_decay
+        self.warmup_fraction = warmup_fraction
+        self.total_steps = total_steps
+        self.global_batch = global_batch
+        self.elapsed_before = 0.0  # seconds trained in earlier (resumed) sessions
+        self._last_step_time: float | None = None
+        self.images_per_s = 0.0
+
+    @property
+    def warmup_steps(self) -> int:
+        return round(self.warmup_fraction * self.total_steps)
+
+    def current_lr(self) -> float:
+        return self.base_lr * warmup_cosine(self.global_step, self.total_steps, self.warmup_steps)
+
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        lr = self.current_lr()
+        for group in self.optimizers().optimizer.param_groups:
+            group["lr"] = lr
+
+    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
+        images, _ = batch  # uint8 (B, C, H, W); labels are never used for training
+        if images.shape[0] < 2:
+            return None  # every file of this batch failed to decode: nothing to learn from
+        now = time.perf_counter()
+        if self._last_step_time is not None:
+            rate = self.global_batch / (now - self._last_step_time)
+            self.images_per_s = rate if self.images_per_s == 0 else 0.9 * self.images_per_s + 0.1 * rate
+        self._last_step_time = now
+        out = self.method.training_loss(images)
+        loss = out["loss"]
+        self.log("loss", loss.detach(), prog_bar=True)
+        self.log("lr", self.current_lr(), prog_bar=True)
+        self.log("img/s", self.images_per_s, prog_bar=True)
+        for k, v in out.items():
+            if k != "loss":
+                self.log(k, v.detach())
+        return loss
+
+    def on_train_epoch_start(self) -> None:
+        self._last_step_time = None  # the gap between epochs is not step time
+
+    def configure_optimizers(self):
+        return build_optimizer(self.optimizer_name, self.method, self.base_lr, self.weight_decay)
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["selfsup"] = {"total_steps": int(self.total_steps),
+                                 "elapsed_s": float(self.elapsed_before + self.session_elapsed())}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("selfsup", {})
+        self.total_steps = int(state.get("total_steps", self.total_steps))
+        self.elapsed_before = float(state.get("elapsed_s", 0.0))
+
+    _session_start: float | None = None
+
+    def on_train_start(self) -> None:
+        self._session_start = time.perf_counter()
+
+    def session_elapsed(self) -> float:
+        return 0.0 if self._session_start is None else time.perf_counter() - self._session_start

@@ -1,0 +1,237 @@
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader
+
+from selfsup.data import DataError, collate_images, load_source, stratified_holdout
+
+
+def save(path: Path, color=(200, 30, 30), size=(8, 8), mode="RGB") -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new(mode, size, color).save(path)
+    return path
+
+
+def noise_png(path: Path, side: int = 32) -> bytes:
+    pixels = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path)
+    return path.read_bytes()
+
+
+def quiet_load(spec, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a clean folder must load without warnings
+        return load_source(str(spec), **kwargs)
+
+
+def test_class_folders_become_labels(tmp_path):
+    for name, n in (("cat", 2), ("dog", 3)):
+        for i in range(n):
+            save(tmp_path / name / f"{i}.png")
+    save(tmp_path / "dog" / "nested" / "deep.jpg")
+    source = quiet_load(tmp_path)
+    assert source.classes == ["cat", "dog"]
+    assert source.train.labels.tolist() == [0, 0, 1, 1, 1, 1]
+    assert source.test is None and source.skipped == 0
+    assert len(source.train.paths) == 6 and source.train.images is None
+    image, label = source.train.dataset[0]
+    assert image.shape == (3, 64, 64) and image.dtype == torch.uint8 and label == 0
+
+
+@pytest.mark.parametrize("test_name", ["test", "val"])
+def test_train_test_layout_shares_the_class_mapping(tmp_path, test_name):
+    for name in ("a", "b", "c"):
+        save(tmp_path / "train" / name / "1.png")
+    save(tmp_path / test_name / "c" / "1.png")
+    save(tmp_path / test_name / "a" / "1.png")
+    source = quiet_load(tmp_path)
+    assert source.classes == ["a", "b", "c"]
+    assert source.train.labels.tolist() == [0, 1, 2]
+    assert source.test.labels.tolist() == [0, 2]
+
+
+def test_test_class_unknown_to_train_is_an_error(tmp_path):
+    save(tmp_path / "train" / "a" / "1.png")
+    save(tmp_path / "test" / "zebra" / "1.png")
+    with pytest.raises(DataError, match="zebra"):
+        load_source(str(tmp_path))
+
+
+def test_flat_test_folder_beside_class_folders_is_an_error(tmp_path):
+    save(tmp_path / "train" / "a" / "1.png")
+    save(tmp_path / "val" / "1.png")
+    with pytest.raises(DataError, match="no class folders"):
+        load_source(str(tmp_path))
+
+
+def test_train_folder_alone_is_the_train_split(tmp_path):
+    save(tmp_path / "train" / "a" / "1.png")
+    source = quiet_load(tmp_path)
+    assert source.classes == ["a"] and source.test is None
+
+
+def test_loose_images_beside_class_folders_are_reported(tmp_path):
+    save(tmp_path / "a" / "1.png")
+    save(tmp_path / "stray.png")
+    with pytest.warns(UserWarning, match="ignored 1 image"):
+        assert len(load_source(str(tmp_path)).train) == 1
+
+
+def test_flat_folder_is_unlabeled(tmp_path):
+    for i in range(3):
+        save(tmp_path / f"{i}.PNG")
+    (tmp_path / "notes.txt").write_text("not an image, not a candidate")
+    source = quiet_load(tmp_path, channels=1, image_size=16)
+    assert source.train.labels is None and source.classes is None
+    assert len(source.train) == 3
+    image, label = source.train.dataset[1]
+    assert image.shape == (1, 16, 16) and label == -1
+
+
+def test_bad_files_are_skipped_with_one_warning(tmp_path):
+    for i in range(3):
+        save(tmp_path / f"good{i}.png")
+    whole = noise_png(tmp_path / "bad_half.png")
+    (tmp_path / "bad_half.png").write_bytes(whole[: len(whole) // 2])
+    (tmp_path / "bad_header.png").write_bytes(whole[:20])
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "text.jpg").write_text("hello, I am not a JPEG")
+    with pytest.warns(UserWarning) as record:
+        source = load_source(str(tmp_path))
+    assert len(source.train) == 3 and source.skipped == 4
+    assert len(record) == 1
+    message = str(record[0].message)
+    assert message.startswith(f"skipped 4 of 7 files in {tmp_path}: unreadable or not images")
+    assert message.count(".png") + message.count(".jpg") == 3
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can read a chmod 000 file")
+def test_unreadable_file_is_skipped(tmp_path):
+    save(tmp_path / "ok.png")
+    locked = save(tmp_path / "locked.png")
+    locked.chmod(0)
+    try:
+        with pytest.warns(UserWarning, match="skipped 1 of 2"):
+            assert len(load_source(str(tmp_path)).train) == 1
+    finally:
+        locked.chmod(0o644)
+
+
+def test_permission_error_is_a_skip_even_as_root(tmp_path, monkeypatch):
+    save(tmp_path / "ok.png")
+    locked = save(tmp_path / "locked.png")
+    real_open = Image.open
+
+    def refuse_locked(path, *args, **kwargs):
+        if str(path) == str(locked):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(Image, "open", refuse_locked)
+    with pytest.warns(UserWarning, match=r"skipped 1 of 2 .*\(e.g. locked.png\)"):
+        assert len(load_source(str(tmp_path)).train) == 1
+
+
+def test_sixteen_bit_png_is_rescaled_not_clipped(tmp_path):
+    for value in (0, 257, 32896, 65535):
+        Image.fromarray(np.full((2, 2), value, np.uint16)).save(tmp_path / f"{value:05d}.png")
+    assert Image.open(tmp_path / "32896.png").mode.startswith("I")
+    dataset = quiet_load(tmp_path, channels=1, image_size=2).train.dataset
+    assert [int(dataset[i][0][0, 0, 0]) for i in range(4)] == [0, 1, 128, 255]
+
+
+def test_transparent_pixels_become_white(tmp_path):
+    Image.new("RGBA", (4, 4), (10, 20, 30, 0)).save(tmp_path / "clear.png")
+    image, _ = quiet_load(tmp_path, image_size=4).train.dataset[0]
+    assert (image == 255).all()
+
+
+def test_palette_image(tmp_path):
+    palette = Image.new("P", (4, 4), 1)
+    palette.putpalette([0, 0, 0, 10, 200, 40] + [0] * 762)
+    palette.save(tmp_path / "p.gif")
+    image, _ = quiet_load(tmp_path, image_size=4).train.dataset[0]
+    assert image[:, 0, 0].tolist() == [10, 200, 40]
+
+
+def test_tiny_image_is_resized(tmp_path):
+    save(tmp_path / "dot.png", color=(1, 2, 3), size=(1, 1))
+    image, _ = quiet_load(tmp_path, image_size=24).train.dataset[0]
+    assert image.shape == (3, 24, 24)
+    assert image[:, 12, 12].tolist() == [1, 2, 3]
+
+
+def test_shorter_side_resized_then_center_cropped(tmp_path):
+    im = Image.new("L", (30, 10), 0)
+    im.paste(255, (10, 0, 20, 10))  # white center square, black wings
+    im.save(tmp_path / "wide.png")
+    image, _ = quiet_load(tmp_path, channels=1, image_size=5).train.dataset[0]
+    assert image.shape == (1, 5, 5)
+    assert (image[0, :, 1:4] == 255).all() and (image > 200).all()  # no black wing shows
+
+
+def test_channel_conversion(tmp_path):
+    save(tmp_path / "gray" / "g.png", color=77, mode="L")
+    save(tmp_path / "rgb" / "r.png", color=(255, 0, 0))
+    rgb = quiet_load(tmp_path, channels=3, image_size=4).train.dataset
+    assert rgb[0][0][:, 0, 0].tolist() == [77, 77, 77]
+    gray = quiet_load(tmp_path, channels=1, image_size=4).train.dataset
+    assert gray[1][0].shape == (1, 4, 4) and gray[1][0][0, 0, 0] == 76  # 0.299 * 255
+
+
+def test_symlink_loop_does_not_hang(tmp_path):
+    save(tmp_path / "a" / "1.png")
+    os.symlink(tmp_path / "a", tmp_path / "a" / "loop")
+    os.symlink(tmp_path, tmp_path / "up")
+    source = quiet_load(tmp_path)
+    assert source.classes == ["a"] and len(source.train) == 1
+
+
+def test_empty_folder_names_the_path(tmp_path):
+    with pytest.raises(DataError, match=f"no readable images in {tmp_path}"):
+        load_source(str(tmp_path))
+
+
+def test_all_bad_folder_names_the_path(tmp_path):
+    for i in range(4):
+        (tmp_path / f"{i}.png").write_bytes(b"nope")
+    with pytest.raises(DataError, match=rf"no readable images in {tmp_path} \(4 files skipped\)"):
+        load_source(str(tmp_path))
+
+
+def test_file_that_fails_at_decode_is_dropped(tmp_path):
+    for i in range(2):
+        save(tmp_path / f"{i}.png")
+    source = quiet_load(tmp_path, image_size=8)
+    Path(source.train.paths[0]).write_bytes(b"changed after indexing")
+    assert source.train.dataset[0] is None
+    loader = DataLoader(source.train.dataset, batch_size=2, collate_fn=source.train.collate_fn)
+    images, labels = next(iter(loader))
+    assert images.shape == (1, 3, 8, 8) and labels.tolist() == [-1]
+    assert source.train.collate_fn is collate_images
+
+
+def test_holdout_of_a_folder(tmp_path):
+    for name in ("x", "y"):
+        for i in range(5):
+            save(tmp_path / name / f"{i}.png")
+    train, test = stratified_holdout(quiet_load(tmp_path, image_size=4).train, fraction=0.4)
+    assert sorted(test.labels.tolist()) == [0, 0, 1, 1] and len(train) == 6
+    assert len(test.paths) == 4 and test.dataset[0][0].shape == (3, 4, 4)
+    assert set(test.paths).isdisjoint(train.paths)
+
+
+def test_decompression_bomb_is_skipped_quietly(tmp_path):
+    save(tmp_path / "ok.png")
+    # 95 M pixels: past Pillow's warning threshold, yet 1-bit zeros keep the file tiny.
+    Image.new("1", (10_000, 9_500), 0).save(tmp_path / "bomb.png")
+    with pytest.warns(UserWarning) as record:
+        source = load_source(str(tmp_path))
+    assert len(source.train) == 1 and source.skipped == 1
+    assert [str(r.message) for r in record] == [
+        f"skipped 1 of 2 files in {tmp_path}: unreadable or not images (e.g. bomb.png)"]

@@ -1,0 +1,138 @@
+"""Two gloo ranks on CPU: the collectives' gradients and each objective under emulated DDP."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from selfsup import distributed
+from selfsup.objectives import OBJECTIVES
+
+WORLD = 2
+BATCH, DIM = 8, 6  # global batch; each rank holds BATCH // WORLD rows
+
+
+def fixed_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Inputs of the two views (BATCH, DIM) and a shared 'projector' weight (DIM, DIM)."""
+    gen = torch.Generator().manual_seed(0)
+    x1 = torch.randn(BATCH, DIM, generator=gen, dtype=torch.float64)
+    x2 = x1 + 0.3 * torch.randn(BATCH, DIM, generator=gen, dtype=torch.float64)
+    weight = torch.randn(DIM, DIM, generator=gen, dtype=torch.float64)
+    return x1, x2, weight
+
+
+def rank_rows(r: int) -> slice:
+    b = BATCH // WORLD
+    return slice(r * b, (r + 1) * b)
+
+
+def step(objective: torch.nn.Module, x1, x2, weight, ddp: bool) -> dict[str, torch.Tensor]:
+    """One loss and backward through z = x @ W, the way a DDP-wrapped projector would see it."""
+    x1, x2 = x1.clone().requires_grad_(), x2.clone().requires_grad_()
+    weight = weight.clone().requires_grad_()
+    loss = objective(x1 @ weight, x2 @ weight)
+    loss.backward()
+    if ddp:
+        # DDP's reducer: parameter gradients are averaged over ranks.
+        dist.all_reduce(weight.grad)
+        weight.grad /= dist.get_world_size()
+    return {"loss": loss.detach(), "weight_grad": weight.grad,
+            "x1_grad": x1.grad, "x2_grad": x2.grad}
+
+
+def worker(r: int, store: str, out: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=r, world_size=WORLD)
+    try:
+        results: dict[str, object] = {"world_size": distributed.world_size(),
+                                      "rank": distributed.rank()}
+
+        # Rank r holds rows [10r, 10r + 1, 10r + 2] and weights its gathered copy by (r + 1) *
+        # coefficients, so the gradient of each slice must sum both ranks' weights.
+        x = (torch.arange(6.0, dtype=torch.float64).reshape(3, 2) + 10 * r).requires_grad_()
+        gathered = distributed.gather_with_grad(x)  # (6, 2)
+        coefficients = torch.arange(12.0, dtype=torch.float64).reshape(6, 2)
+        (gathered * coefficients * (r + 1)).sum().backward()
+        results["gathered"], results["gather_grad"] = gathered.detach(), x.grad
+
+        y = torch.full((3,), float(r + 1), dtype=torch.float64, requires_grad=True)
+        total = distributed.all_reduce_sum_with_grad(y * (r + 1))
+        (total * (r + 1)).sum().backward()
+        results["reduced"], results["reduce_grad"] = total.detach(), y.grad
+
+        x1, x2, weight = fixed_batch()
+        for name, objective in OBJECTIVES.items():
+            rows = rank_rows(r)
+            results[name] = step(objective(), x1[rows], x2[rows], weight, ddp=True)
+        torch.save(results, Path(out) / f"rank{r}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.fixture(scope="module")
+def ranks(tmp_path_factory) -> list[dict]:
+    """Run both ranks once for the whole module; one results dict per rank."""
+    tmp = tmp_path_factory.mktemp("two_ranks")
+    context = mp.spawn(worker, args=(str(tmp / "store"), str(tmp)), nprocs=WORLD, join=False)
+    deadline = time.monotonic() + 120
+    while not context.join(timeout=1):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("two-rank gloo workers did not finish within 120 s")
+    return [torch.load(tmp / f"rank{r}.pt", weights_only=True) for r in range(WORLD)]
+
+
+def test_world_size_and_rank_outside_a_group():
+    assert (distributed.world_size(), distributed.rank()) == (1, 0)
+    x = torch.randn(3, 2, requires_grad=True)
+    assert distributed.gather_with_grad(x) is x
+    assert distributed.all_reduce_sum_with_grad(x) is x
+
+
+def test_world_size_and_rank_inside_a_group(ranks):
+    assert [(res["world_size"], res["rank"]) for res in ranks] == [(2, 0), (2, 1)]
+
+
+def test_gather_concatenates_in_rank_order_and_sums_gradients(ranks):
+    rows = torch.arange(6.0, dtype=torch.float64).reshape(3, 2)
+    coefficients = torch.arange(12.0, dtype=torch.float64).reshape(6, 2)
+    for r, res in enumerate(ranks):
+        torch.testing.assert_close(res["gathered"], torch.cat((rows, rows + 10)), atol=0, rtol=0)
+        # Rank r's rows enter rank s's loss with weight (s + 1): 1 + 2 = 3 times its slice.
+        want = 3 * coefficients[3 * r:3 * r + 3]
+        torch.testing.assert_close(res["gather_grad"], want, atol=0, rtol=0)
+
+
+def test_all_reduce_sums_and_sums_gradients(ranks):
+    # sum = 1 * 1 + 2 * 2 = 5 per entry; d(sum_s (s + 1) * sum)/dy_r = (r + 1) * (1 + 2).
+    for r, res in enumerate(ranks):
+        torch.testing.assert_close(res["reduced"], torch.full((3,), 5.0, dtype=torch.float64))
+        torch.testing.assert_close(res["reduce_grad"], torch.full((3,), 3.0 * (r + 1),
+                                                                  dtype=torch.float64))
+
+
+@pytest.mark.parametrize("name", list(OBJECTIVES))
+def test_objective_under_ddp_equals_the_full_batch(ranks, name):
+    full = step(OBJECTIVES[name](), *fixed_batch(), ddp=False)
+    local = [res[name] for res in ranks]
+    losses = torch.stack([res["loss"] for res in local])
+    if name == "nt_xent":
+        # Each rank averages over its own anchors; the full-batch mean is the mean of those.
+        torch.testing.assert_close(losses.mean(), full["loss"], atol=1e-6, rtol=0)
+    else:
+        # Statistics are global, so every rank computes the full-batch loss itself.
+        for loss in losses:
+            torch.testing.assert_close(loss, full["loss"], atol=1e-6, rtol=0)
+    for res in local:
+        torch.testing.assert_close(res["weight_grad"], full["weight_grad"], atol=1e-6, rtol=0)
+    # The collectives hand each rank the sum over ranks of the gradient of its rows, i.e.
+    # world_size times the full-batch gradient; DDP's average over ranks undoes that factor.
+    for r, res in enumerate(local):
+        for key in ("x1_grad", "x2_grad"):
+            torch.testing.assert_close(res[key] / WORLD, full[key][rank_rows(r)],
+                                       atol=1e-6, rtol=0)

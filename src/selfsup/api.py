@@ -13,7 +13,7 @@ from torch import nn
 from .backbones.io import load_encoder
 from .data import load_source
 from .evaluate import evaluate_encoder
-from .train import PretrainConfig, pretrain_run
+from .train import ConfigError, PretrainConfig, pretrain_run
 from .train.callbacks import has_bf16
 
 DEFAULT_BUDGET = "10m"
@@ -66,10 +66,20 @@ def pretrain(method: str = "simclr", data: str = "fashion-mnist", *, resume: str
     ``resume=RUN_DIR`` continues that run from its last checkpoint with its saved config.
     """
     if resume is not None:
-        saved = yaml.safe_load((Path(resume) / "config.yaml").read_text())
+        config_path = Path(resume) / "config.yaml"
+        if not config_path.is_file():
+            raise ConfigError(f"nothing to resume: {config_path} does not exist")
+        saved = yaml.safe_load(config_path.read_text())
         saved.pop("resolved", None)
         config = PretrainConfig.from_dict(saved)
         config.run_dir = str(resume)
+        extendable = {"epochs", "time_budget"}
+        changed = sorted(k for k in options if k not in extendable)
+        if changed:
+            raise ConfigError(f"a resumed run keeps its config; only {sorted(extendable)} can "
+                              f"change (got {changed})")
+        for k, v in options.items():
+            setattr(config, k, v)
     else:
         config = PretrainConfig.from_dict({"method": method, "data": data, **options})
         if config.epochs is None and config.time_budget is None:

@@ -29,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
 
     pre = sub.add_parser("pretrain", help="pretrain an encoder, then evaluate it",
                          formatter_class=fmt, epilog="examples:\n"
-                         "  selfsup pretrain                          # simclr on fashion-mnist, 10m\n"
+                         "  selfsup pretrain              # simclr on fashion-mnist, 10m\n"
                          "  selfsup pretrain --method barlow_twins --time-budget 5m\n"
                          "  selfsup pretrain --data ./my_images --backbone resnet18 --epochs 20\n"
                          "  selfsup pretrain --resume runs/simclr-fashion-mnist-20260101-120000")
@@ -54,7 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     pre.add_argument("--run-dir", help="default: runs/<method>-<data>-<time>")
     pre.add_argument("--seed", type=int, default=0)
     pre.add_argument("--config", help="YAML file of config fields; flags given override it")
-    pre.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last checkpoint")
+    pre.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last "
+                     "checkpoint with its saved config (--epochs/--time-budget may extend it)")
     pre.add_argument("--method-arg", action="append", metavar="KEY=VALUE",
                      help="method hyperparameter, e.g. temperature=0.2 (repeatable)")
     pre.add_argument("--view", action="append", metavar="KEY=VALUE",
@@ -134,8 +135,10 @@ def _cmd_pretrain(a: argparse.Namespace) -> int:
     import selfsup
 
     if a.resume:
+        extend = {k: v for k, v in (("epochs", a.epochs), ("time_budget", a.time_budget))
+                  if v is not None}
         run = selfsup.pretrain(resume=a.resume, progress=not a.no_progress,
-                               evaluate_after=not a.no_eval)
+                               evaluate_after=not a.no_eval, **extend)
     else:
         opts = _config_from_args(a)
         run = selfsup.pretrain(progress=not a.no_progress, evaluate_after=not a.no_eval, **opts)

@@ -44,3 +44,9 @@ def test_rejects_float_input():
     views = TwoCropViews(Preprocessing(8, 1, (0.5,), (0.5,)))
     with pytest.raises(TypeError, match="uint8"):
         views(torch.rand(2, 1, 8, 8))
+
+
+def test_crop_size_below_input_size():
+    views = TwoCropViews(Preprocessing(28, 1, (0.5,), (0.5,)), ViewConfig(crop_size=20))
+    v1, v2 = views(_ramp(3))
+    assert v1.shape == v2.shape == (3, 1, 20, 20)

@@ -15,7 +15,8 @@ from . import backbone_from_config
 WEIGHTS, META = "encoder.safetensors", "encoder.json"
 
 
-def save_encoder(backbone: nn.Module, run_dir: str | Path, extra: dict[str, Any] | None = None) -> None:
+def save_encoder(backbone: nn.Module, run_dir: str | Path,
+                 extra: dict[str, Any] | None = None) -> None:
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     # channels_last weights are strided views; safetensors wants plain contiguous tensors

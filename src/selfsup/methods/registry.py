@@ -16,7 +16,8 @@ class MethodInfo:
     status: str = "ready"
 
 
-def register(name: str, *, family: str, paper: str, status: str = "ready") -> Callable[[type], type]:
+def register(name: str, *, family: str, paper: str, status: str = "ready"
+             ) -> Callable[[type], type]:
     """Class decorator: ``@register("simclr", family="contrastive", paper="...")``."""
 
     def wrap(cls: type) -> type:

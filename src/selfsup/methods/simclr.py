@@ -1,4 +1,5 @@
-"""SimCLR (Chen et al. 2020, "A Simple Framework for Contrastive Learning of Visual Representations").
+"""SimCLR (Chen et al. 2020, "A Simple Framework for Contrastive Learning of Visual
+Representations").
 
 Two augmented views of each image, a projection MLP g, and the NT-Xent loss on g(f(x)); the
 representation used downstream is f(x), before the projector.

@@ -19,29 +19,37 @@ class TimeBudget(L.Callback):
     follows the same schedule.
     """
 
-    def __init__(self, budget_s: float, calibrate_from: int = 5, calibrate_at: int = 25):
+    def __init__(self, budget_s: float, calibrate_from: int = 5, calibrate_at: int = 25,
+                 refine_every: int = 100):
         self.budget_s = budget_s
+        self.refine_every = refine_every
         self.calibrate_from = calibrate_from
         self.calibrate_at = calibrate_at
         self._t_from: float | None = None
         self.calibrated = False
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # every session measures again: a resumed run may have a new budget or another machine
         self._t_from = None
         self._start_step = trainer.global_step
-        self.calibrated = trainer.global_step >= self.calibrate_at and pl_module.total_steps > 0
+        self.calibrated = False
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         done = trainer.global_step - self._start_step
-        if not self.calibrated:
-            if done == self.calibrate_from:
-                self._t_from = time.perf_counter()
-            elif done == self.calibrate_at and self._t_from is not None:
-                per_step = (time.perf_counter() - self._t_from) / (done - self.calibrate_from)
-                left = self.budget_s - pl_module.elapsed_before - pl_module.session_elapsed()
-                total = trainer.global_step + max(1, int(left / per_step))
-                pl_module.total_steps = int(trainer.strategy.broadcast(total, src=0))
-                self.calibrated = True
+        if done == self.calibrate_from:
+            self._t_from = time.perf_counter()
+        # measure at calibrate_at, then refine every `refine_every` steps during the first half:
+        # the first steps run slower (allocator and kernel warm-up), so one early estimate
+        # stops the cosine short of the budget
+        due = done == self.calibrate_at or (
+            self.calibrated and done % self.refine_every == 0
+            and trainer.global_step < pl_module.total_steps // 2)
+        if due and self._t_from is not None:
+            per_step = (time.perf_counter() - self._t_from) / (done - self.calibrate_from)
+            left = self.budget_s - pl_module.elapsed_before - pl_module.session_elapsed()
+            total = trainer.global_step + max(1, int(left / per_step))
+            pl_module.total_steps = int(trainer.strategy.broadcast(total, src=0))
+            self.calibrated = True
         spent = pl_module.elapsed_before + pl_module.session_elapsed()
         out_of_time = trainer.strategy.broadcast(spent >= self.budget_s, src=0)
         if out_of_time or (self.calibrated and trainer.global_step >= pl_module.total_steps):
@@ -93,7 +101,7 @@ class PeriodicCheckpoint(L.Callback):
         self._last = time.perf_counter()
 
     def _save(self, trainer: L.Trainer) -> None:
-        trainer.save_checkpoint(self.path)
+        trainer.save_checkpoint(self.path, weights_only=False)
         self._last = time.perf_counter()
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

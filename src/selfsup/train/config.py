@@ -85,9 +85,11 @@ class PretrainConfig:
             raise ConfigError(f"batch size {self.batch_size} is not divisible by "
                               f"devices x nodes = {world}")
         if self.optimizer is not None and self.optimizer not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer {self.optimizer!r}; valid: {', '.join(OPTIMIZERS)}")
+            raise ConfigError(f"unknown optimizer {self.optimizer!r}; "
+                              f"valid: {', '.join(OPTIMIZERS)}")
         if self.precision not in PRECISIONS:
-            raise ConfigError(f"unknown precision {self.precision!r}; valid: {', '.join(PRECISIONS)}")
+            raise ConfigError(f"unknown precision {self.precision!r}; "
+                              f"valid: {', '.join(PRECISIONS)}")
         for name in ("lr", "weight_decay", "warmup_fraction"):
             v = getattr(self, name)
             if v is not None and v < 0:
@@ -100,7 +102,8 @@ class PretrainConfig:
         view_keys = {f.name for f in fields(ViewConfig)}
         bad = sorted(set(self.views) - view_keys)
         if bad:
-            raise ConfigError(f"unknown view setting(s) {bad}; valid: {', '.join(sorted(view_keys))}")
+            raise ConfigError(f"unknown view setting(s) {bad}; "
+                              f"valid: {', '.join(sorted(view_keys))}")
         return self
 
     @property

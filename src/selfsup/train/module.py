@@ -54,7 +54,9 @@ class PretrainModule(L.LightningModule):
         now = time.perf_counter()
         if self._last_step_time is not None:
             rate = self.global_batch / (now - self._last_step_time)
-            self.images_per_s = rate if self.images_per_s == 0 else 0.9 * self.images_per_s + 0.1 * rate
+            # exponential moving average: a readable figure, not one step's jitter
+            ema = 0.9 * self.images_per_s + 0.1 * rate
+            self.images_per_s = rate if self.images_per_s == 0 else ema
         self._last_step_time = now
         out = self.method.training_loss(images)
         loss = out["loss"]

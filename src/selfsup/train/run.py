@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 import warnings
@@ -101,7 +102,8 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
     optimizer = config.optimizer or recipe.optimizer
     lr = (config.lr if config.lr is not None else recipe.lr) * config.batch_size / 256
     wd = config.weight_decay if config.weight_decay is not None else recipe.weight_decay
-    warmup = config.warmup_fraction if config.warmup_fraction is not None else recipe.warmup_fraction
+    warmup = (config.warmup_fraction if config.warmup_fraction is not None
+              else recipe.warmup_fraction)
 
     in_memory = source.train.images is not None
     workers = config.num_workers if config.num_workers is not None else (
@@ -136,6 +138,9 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
     if progress:
         callbacks.append(RichProgressBar(leave=True))
     world_strategy = "ddp" if world > 1 else "auto"
+    # Lightning's start-up banner (device list, tips) is noise next to our own summary
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     trainer = L.Trainer(
         accelerator="auto", devices=config.devices, num_nodes=config.num_nodes,
         strategy=world_strategy, precision=resolve_precision(config),
@@ -146,8 +151,9 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
     )
     t0 = time.perf_counter()
     with warnings.catch_warnings():
+        # Lightning's advice is for GPU input pipelines; ours is batched on the device already
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
-        warnings.filterwarnings("ignore", message=".*is an invalid keyword.*")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated.*")
         trainer.fit(module, loader, ckpt_path=str(last) if resume else None)
     seconds = time.perf_counter() - t0
     if trainer.is_global_zero:

@@ -1,0 +1,53 @@
+"""Appending a benchmark's table to benchmarks/RESULTS.md with its command, date and machine."""
+
+from __future__ import annotations
+
+import json
+import platform
+import shlex
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).with_name("RESULTS.md")
+OUT = Path(__file__).with_name("out")
+
+
+def machine() -> str:
+    import torch
+
+    model = platform.processor() or "unknown CPU"
+    try:
+        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
+        for line in lscpu.splitlines():
+            if line.startswith("Model name:"):
+                model = line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import os
+
+    return f"{model}, {os.cpu_count()} cores, torch {torch.__version__}"
+
+
+def command() -> str:
+    return "python " + " ".join(shlex.quote(a) for a in sys.argv)
+
+
+def append_table(title: str, header: list[str], rows: list[list], notes: str = "") -> None:
+    lines = [f"\n## {title}\n", f"- command: `{command()}`",
+             f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
+             f"- machine: {machine()}"]
+    if notes:
+        lines.append(f"- notes: {notes}")
+    lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    with RESULTS.open("a") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+def save_json(name: str, payload) -> Path:
+    OUT.mkdir(exist_ok=True)
+    path = OUT / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(payload, indent=2))
+    return path

@@ -1,0 +1,93 @@
+"""The command line: help with examples, clear one-line errors, and a full run on a bad folder."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from selfsup.cli import EXIT_USAGE, main
+
+SELFSUP = [sys.executable, "-m", "selfsup.cli"]
+
+
+def _run(*args, cwd=None):
+    return subprocess.run([*SELFSUP, *args], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize("command", ["pretrain", "evaluate", "methods"])
+def test_help_has_an_example(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([command, "--help"])
+    assert e.value.code == 0
+    assert "example" in capsys.readouterr().out
+
+
+def test_methods_lists_name_family_paper(capsys):
+    assert main(["methods"]) == 0
+    out = capsys.readouterr().out
+    assert "simclr" in out and "barlow_twins" in out and "Zbontar" in out
+
+
+def test_unknown_method_and_backbone_list_valid(capsys):
+    assert main(["pretrain", "--method", "simclrr"]) == EXIT_USAGE
+    err = capsys.readouterr().err
+    assert "simclr" in err and "barlow_twins" in err and len(err.strip().splitlines()) == 1
+    assert main(["pretrain", "--backbone", "vgg11"]) == EXIT_USAGE
+    assert "resnet18" in capsys.readouterr().err
+
+
+def test_missing_data_path_is_one_line_no_traceback(tmp_path):
+    proc = _run("pretrain", "--data", str(tmp_path / "nowhere"), "--run-dir", str(tmp_path / "r"))
+    assert proc.returncode == EXIT_USAGE
+    assert "Traceback" not in proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "nowhere" in lines[0], proc.stderr
+
+
+def _bad_folder(root: Path) -> Path:
+    """3 good images, 2 truncated PNGs, 1 zero-byte file, 1 text file named .jpg."""
+    root.mkdir()
+    for i in range(3):
+        Image.new("RGB", (20, 20), (40 * i, 100, 200 - 40 * i)).save(root / f"good{i}.png")
+    for i in range(2):
+        Image.new("RGB", (20, 20), (10, 20, 30)).save(root / f"trunc{i}.png")
+        data = (root / f"trunc{i}.png").read_bytes()
+        (root / f"trunc{i}.png").write_bytes(data[: len(data) // 2])
+    (root / "empty.png").write_bytes(b"")
+    (root / "notes.jpg").write_text("not an image")
+    return root
+
+
+def test_bad_folder_trains_on_the_good_three_and_warns(tmp_path):
+    folder = _bad_folder(tmp_path / "imgs")
+    run_dir = tmp_path / "run"
+    proc = _run("pretrain", "--data", str(folder), "--epochs", "2", "--batch-size", "3",
+                "--image-size", "16", "--run-dir", str(run_dir), "--no-progress", "--no-eval",
+                "--precision", "32")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "skipped 4 of 7 files" in proc.stderr
+    assert (run_dir / "encoder.safetensors").is_file()
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    ends = [r for r in rows if "epoch_end" in r]
+    assert ends[-1]["step"] == 2  # one batch of the 3 good images per epoch
+
+
+def test_pretrain_then_evaluate_cli(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = _run("pretrain", "--data", "digits", "--epochs", "1", "--batch-size", "128",
+                "--run-dir", str(run_dir), "--no-progress")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "kNN top-1" in proc.stdout and "raw-pixel kNN" in proc.stdout
+    first = json.loads((run_dir / "eval.json").read_text())
+    (run_dir / "eval.json").unlink()
+    proc = _run("evaluate", str(run_dir), "--protocol", "knn,raw_knn")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    again = json.loads((run_dir / "eval.json").read_text())
+    assert again["knn_top1"] == pytest.approx(first["knn_top1"], abs=0.01)
+    assert "raw_pixels_knn_top1" in again and "linear_top1" not in again
+    # a second pretrain into the same directory refuses rather than overwrite the run
+    proc = _run("pretrain", "--data", "digits", "--epochs", "1", "--run-dir", str(run_dir))
+    assert proc.returncode == EXIT_USAGE and "--resume" in proc.stderr

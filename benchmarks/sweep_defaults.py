@@ -51,7 +51,8 @@ def main() -> None:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--method", default="simclr")
     p.add_argument("--data", default="fashion-mnist")
-    p.add_argument("--budget", default="3m")
+    p.add_argument("--budget", default="3m",
+                   help="time budget per run; 'default' passes none (selfsup's own default)")
     p.add_argument("--seed", type=int, action="append")
     p.add_argument("--setting", action="append", default=[],
                    help="';'-separated KEY=VALUE pairs; repeat for each setting ('' = defaults)")
@@ -65,9 +66,10 @@ def main() -> None:
     for setting in settings:
         for seed in seeds:
             run_dir = Path("runs") / f"sweep-{a.method}-{int(time.time())}"
-            cmd = [selfsup, "pretrain", "--method", a.method, "--data", a.data,
-                   "--time-budget", a.budget, "--seed", str(seed), "--run-dir", str(run_dir),
-                   "--no-progress", *setting_to_args(setting)]
+            budget = [] if a.budget == "default" else ["--time-budget", a.budget]
+            cmd = [selfsup, "pretrain", "--method", a.method, "--data", a.data, *budget,
+                   "--seed", str(seed), "--run-dir", str(run_dir), "--no-progress",
+                   *setting_to_args(setting)]
             t0 = time.perf_counter()
             proc = subprocess.run(cmd, capture_output=True, text=True)
             wall = time.perf_counter() - t0
@@ -82,7 +84,8 @@ def main() -> None:
             steps = [m for m in metrics if "images_per_s" in m]
             ips = sum(m["images_per_s"] for m in steps[2:]) / max(1, len(steps[2:]))
             epochs = steps[-1]["step"] * batch / n_train if steps else 0
-            rec = {"setting": setting, "seed": seed, "eval": ev, "images_per_s": ips,
+            rec = {"command": " ".join(["selfsup", *cmd[1:]]), "setting": setting,
+                   "seed": seed, "eval": ev, "images_per_s": ips,
                    "wall_s": wall, "last_step": steps[-1]["step"] if steps else 0}
             records.append(rec)
             rows.append([setting or "defaults", seed, f"{100 * ev['knn_top1']:.2f}",
@@ -92,9 +95,12 @@ def main() -> None:
             if not a.keep_runs:
                 shutil.rmtree(run_dir, ignore_errors=True)
     save_json(f"sweep-{a.method}", records)
+    shown = " ".join(["selfsup", *cmd[1:]]) if len(settings) == 1 and len(seeds) == 1 else ""
     append_table(a.title or f"Recipe sweep: {a.method} on {a.data}, {a.budget} budget",
                  ["setting", "seed", "kNN top-1 %", "linear top-1 %", "RankMe", "images/s",
-                  "epochs (approx.)", "wall s"], rows)
+                  "epochs (approx.)", "wall s"], rows,
+                 f"each run: `{shown}`" if shown else "each run: `selfsup pretrain` with the "
+                 "setting's flags, one run at a time, nothing else running")
 
 
 if __name__ == "__main__":

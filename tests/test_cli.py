@@ -91,3 +91,19 @@ def test_pretrain_then_evaluate_cli(tmp_path):
     # a second pretrain into the same directory refuses rather than overwrite the run
     proc = _run("pretrain", "--data", "digits", "--epochs", "1", "--run-dir", str(run_dir))
     assert proc.returncode == EXIT_USAGE and "--resume" in proc.stderr
+
+
+def test_config_file_then_flags(tmp_path):
+    from selfsup.cli import _config_from_args, _parser
+
+    cfg = tmp_path / "run.yaml"
+    cfg.write_text("method: barlow_twins\ndata: digits\nbatch_size: 64\nmethod_args:\n"
+                   "  lambda_: 0.01\n")
+    a = _parser().parse_args(["pretrain", "--config", str(cfg), "--batch-size", "32",
+                              "--method-arg", "proj_dim=256", "--view", "crop_scale=[0.3,1.0]"])
+    opts = _config_from_args(a)
+    assert opts["method"] == "barlow_twins" and opts["data"] == "digits"
+    assert opts["batch_size"] == 32  # the flag wins over the file
+    assert opts["method_args"] == {"lambda_": 0.01, "proj_dim": 256}
+    assert opts["views"] == {"crop_scale": [0.3, 1.0]}
+    assert "seed" not in opts  # flags not given leave the config's defaults alone

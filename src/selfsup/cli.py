@@ -33,26 +33,27 @@ def _parser() -> argparse.ArgumentParser:
                          "  selfsup pretrain --method barlow_twins --time-budget 5m\n"
                          "  selfsup pretrain --data ./my_images --backbone resnet18 --epochs 20\n"
                          "  selfsup pretrain --resume runs/simclr-fashion-mnist-20260101-120000")
-    pre.add_argument("--method", default="simclr", help="registered method (see `selfsup methods`)")
-    pre.add_argument("--data", default="fashion-mnist",
-                     help="fashion-mnist, digits, a .npz file or an image folder")
-    pre.add_argument("--backbone", default="default",
+    pre.add_argument("--method", help="registered method (see `selfsup methods`); default simclr")
+    pre.add_argument("--data", help="fashion-mnist (default), digits, a .npz file or an image "
+                     "folder")
+    pre.add_argument("--backbone",
                      help="resnet10w32 (the CPU default), resnet10, resnet18, resnet50")
     pre.add_argument("--epochs", type=int, help="train this many epochs")
     pre.add_argument("--time-budget", help="stop cleanly after this long, e.g. 10m, 90s, 1h "
                      "(default 10m when --epochs is not given)")
-    pre.add_argument("--batch-size", type=int, default=256, help="global batch size")
+    pre.add_argument("--batch-size", type=int, help="global batch size (default 256)")
     pre.add_argument("--optimizer", choices=["lars", "sgd", "adamw"],
                      help="default: the method's recipe")
     pre.add_argument("--lr", type=float, help="base learning rate for batch 256 (scaled linearly)")
     pre.add_argument("--weight-decay", type=float)
     pre.add_argument("--image-size", type=int, help="training resolution (default: the source's)")
     pre.add_argument("--channels", type=int, choices=[1, 3])
-    pre.add_argument("--precision", choices=["auto", "bf16", "32"], default="auto")
-    pre.add_argument("--devices", type=int, default=1, help="processes/GPUs per node (DDP)")
-    pre.add_argument("--num-nodes", type=int, default=1)
+    pre.add_argument("--precision", choices=["auto", "bf16", "32"],
+                     help="auto (default): bf16 autocast where the hardware has it, else fp32")
+    pre.add_argument("--devices", type=int, help="processes/GPUs per node (DDP); default 1")
+    pre.add_argument("--num-nodes", type=int, help="default 1")
     pre.add_argument("--run-dir", help="default: runs/<method>-<data>-<time>")
-    pre.add_argument("--seed", type=int, default=0)
+    pre.add_argument("--seed", type=int, help="default 0")
     pre.add_argument("--config", help="YAML file of config fields; flags given override it")
     pre.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last "
                      "checkpoint with its saved config (--epochs/--time-budget may extend it)")
@@ -97,11 +98,8 @@ def _config_from_args(a: argparse.Namespace) -> dict[str, Any]:
         "channels": a.channels, "precision": a.precision, "devices": a.devices,
         "num_nodes": a.num_nodes, "run_dir": a.run_dir, "seed": a.seed,
     }
-    defaults = _parser()._subparsers._group_actions[0].choices["pretrain"].parse_args([])
-    for k, v in flags.items():
-        # a flag left at its default does not override the config file
-        if v is not None and (not a.config or v != getattr(defaults, k, None)):
-            opts[k] = v
+    # flags given override the config file; the rest fall back to PretrainConfig's defaults
+    opts.update({k: v for k, v in flags.items() if v is not None})
     if a.method_arg:
         opts["method_args"] = {**opts.get("method_args", {}), **_key_values(a.method_arg)}
     if a.view:

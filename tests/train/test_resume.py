@@ -5,6 +5,7 @@ import json
 import pytest
 
 import selfsup
+from selfsup.methods.simclr import SimCLR
 from selfsup.train.checkpoint_io import load_checkpoint_safely
 from selfsup.train.schedule import warmup_cosine
 
@@ -30,7 +31,7 @@ def test_resume_continues_where_it_stopped(tmp_path):
     # the lr schedule continued from step 14, not from a new warmup
     rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     lrs = {r["step"]: r["lr"] for r in rows if "lr" in r}
-    base = 0.3 * 128 / 256  # SimCLR's recipe lr, scaled to batch 128
+    base = SimCLR.recipe.lr * 128 / 256  # the recipe's lr, scaled to batch 128
     for step in range(15, 28):
         # the extended run follows the schedule of 28 steps (warmup 5% = 1 step) from step 15 on
         assert lrs[step] == pytest.approx(base * warmup_cosine(step, 28, 1))

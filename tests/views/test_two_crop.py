@@ -50,3 +50,10 @@ def test_crop_size_below_input_size():
     views = TwoCropViews(Preprocessing(28, 1, (0.5,), (0.5,)), ViewConfig(crop_size=20))
     v1, v2 = views(_ramp(3))
     assert v1.shape == v2.shape == (3, 1, 20, 20)
+
+
+def test_crop_ratio_scales_with_input_size():
+    for input_size, expected in [(28, 24), (64, 55)]:
+        pre = Preprocessing(input_size, 1, (0.5,), (0.5,))
+        v1, _ = TwoCropViews(pre, ViewConfig(crop_ratio=0.86))(_ramp(2, size=input_size))
+        assert v1.shape[-1] == expected

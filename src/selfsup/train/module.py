@@ -22,7 +22,8 @@ class PretrainModule(L.LightningModule):
     """
 
     def __init__(self, method: Method, optimizer: str, lr: float, weight_decay: float,
-                 warmup_fraction: float, total_steps: int, global_batch: int):
+                 warmup_fraction: float, total_steps: int, global_batch: int,
+                 provisional_total: bool = False):
         super().__init__()
         self.method = method
         self.optimizer_name = optimizer
@@ -30,6 +31,7 @@ class PretrainModule(L.LightningModule):
         self.weight_decay = weight_decay
         self.warmup_fraction = warmup_fraction
         self.total_steps = total_steps
+        self.provisional_total = provisional_total
         self.global_batch = global_batch
         self.elapsed_before = 0.0  # seconds trained in earlier (resumed) sessions
         self._last_step_time: float | None = None
@@ -80,7 +82,10 @@ class PretrainModule(L.LightningModule):
 
     def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         state = checkpoint.get("selfsup", {})
-        self.total_steps = int(state.get("total_steps", self.total_steps))
+        if self.provisional_total:
+            # a time-budget run continues the schedule it had until TimeBudget measures again;
+            # an epoch run's total follows its (possibly extended) config instead
+            self.total_steps = int(state.get("total_steps", self.total_steps))
         self.elapsed_before = float(state.get("elapsed_s", 0.0))
 
     _session_start: float | None = None

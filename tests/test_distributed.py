@@ -121,13 +121,16 @@ def test_objective_under_ddp_equals_the_full_batch(ranks, name):
     full = step(OBJECTIVES[name](), *fixed_batch(), ddp=False)
     local = [res[name] for res in ranks]
     losses = torch.stack([res["loss"] for res in local])
-    if name == "nt_xent":
+    kind = OBJECTIVES[name].distributed_loss
+    if kind == "local_anchors":
         # Each rank averages over its own anchors; the full-batch mean is the mean of those.
         torch.testing.assert_close(losses.mean(), full["loss"], atol=1e-6, rtol=0)
-    else:
+    elif kind == "global":
         # Statistics are global, so every rank computes the full-batch loss itself.
         for loss in losses:
             torch.testing.assert_close(loss, full["loss"], atol=1e-6, rtol=0)
+    else:
+        pytest.fail(f"{name}.distributed_loss must be 'local_anchors' or 'global', got {kind!r}")
     for res in local:
         torch.testing.assert_close(res["weight_grad"], full["weight_grad"], atol=1e-6, rtol=0)
     # The collectives hand each rank the sum over ranks of the gradient of its rows, i.e.

@@ -1,6 +1,7 @@
 """Methods, one file each, registered by name."""
 
-from . import barlow_twins, simclr  # noqa: F401  (registration)
+# Imported for registration.
+from . import barlow_twins, dcl, dclw, groco, gsimclr, isogclr, mochi, moco, simclr  # noqa: F401
 from .base import Method, Recipe
 from .registry import METHODS, MethodInfo, get_method, register
 

@@ -24,17 +24,27 @@ class Recipe:
     weight_decay: float = 1e-6
     warmup_fraction: float = 0.05
     views: ViewConfig = field(default_factory=ViewConfig)
+    batch_sampler: str = "random"  # "guided": G-SimCLR's batches, no two of one pseudo-class
 
 
 class Method(nn.Module):
     """Base class. A subclass declares ``recipe`` and builds its heads in ``__init__``.
 
     ``training_loss`` takes the uint8 batch (B, C, H, W) and returns a dict holding ``loss``
-    plus anything worth logging. Methods never own an optimizer or a loop.
+    plus anything worth logging. Methods never own an optimizer or a loop. Three general
+    mechanisms serve stateful methods without special cases in the trainer:
+
+    - ``after_optimizer_step(progress)`` runs after every optimizer step (momentum teachers);
+    - ``uses_training_set = True``: the trainer builds the method with ``num_samples`` (the
+      training set size) and calls ``training_loss(images, indices=...)`` with each sample's
+      dataset index (per-sample temperatures; a queue no longer than the data);
+    - state kept in registered buffers (queues, temperatures) travels in every checkpoint and
+      comes back on resume.
     """
 
     recipe: ClassVar[Recipe] = Recipe()
     info: ClassVar[Any]
+    uses_training_set: ClassVar[bool] = False
 
     def __init__(self, backbone: nn.Module, views: nn.Module):
         super().__init__()
@@ -48,6 +58,9 @@ class Method(nn.Module):
     def training_loss(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
+    def after_optimizer_step(self, progress: float) -> None:
+        """Called after each optimizer step with progress = step / total steps, in [0, 1]."""
+
     @classmethod
     def hparams(cls) -> dict[str, Any]:
         """The method's own keyword arguments and their defaults (for config and --help)."""
@@ -57,7 +70,8 @@ class Method(nn.Module):
         return {
             k: p.default
             for k, p in sig.parameters.items()
-            if k not in ("self", "backbone", "views") and p.default is not inspect.Parameter.empty
+            if k not in ("self", "backbone", "views", "num_samples")
+            and p.default is not inspect.Parameter.empty
         }
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import nn
 
@@ -24,6 +26,9 @@ class BarlowTwins(nn.Module):
     all ranks, so every rank computes the same loss, equal to the single-process loss on the
     concatenated batch. Ranks may hold different numbers of samples.
     """
+
+    # Every rank computes the full-batch loss from all-reduced statistics.
+    distributed_loss: ClassVar[str] = "global"
 
     def __init__(self, lambda_: float = 0.0051, eps: float = 1e-5) -> None:
         super().__init__()

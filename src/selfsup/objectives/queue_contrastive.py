@@ -1,0 +1,162 @@
+"""Contrastive objectives against a queue of keys: MoCo v2's InfoNCE and MoCHi's hard negative
+mixing. The queue itself (and the momentum encoder that fills it) is a method component,
+``selfsup.methods.momentum``; these losses only read it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ._inputs import loss_precision
+
+
+def check_queue_inputs(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless q, k are floating (B, D) and the queue is floating (K, D)."""
+    if q.dim() != 2 or q.shape != k.shape:
+        raise ValueError(f"expected query and key projections of one (batch, dim) shape, got "
+                         f"{tuple(q.shape)} and {tuple(k.shape)}")
+    if queue.dim() != 2 or queue.shape[1] != q.shape[1]:
+        raise ValueError(f"expected a (size, {q.shape[1]}) queue of keys, got {tuple(queue.shape)}")
+    if not (q.is_floating_point() and k.is_floating_point() and queue.is_floating_point()):
+        raise ValueError(f"projections must be floating point, got {q.dtype}, {k.dtype} and "
+                         f"{queue.dtype}")
+
+
+class QueueInfoNCE(nn.Module):
+    """InfoNCE against a queue (He et al. 2020, "Momentum Contrast for Unsupervised Visual
+    Representation Learning", eq. 1; Chen et al. 2020, "Improved Baselines with Momentum
+    Contrastive Learning" for v2's MLP head, augmentations and temperature)::
+
+        L_q = -log( exp(q.k+ / T) / (exp(q.k+ / T) + sum_{n in queue} exp(q.n / T)) )
+
+    averaged over the queries. q, k+ and the queue keys are L2-normalized; the key and the queue
+    carry no gradient (they come from the momentum encoder). Each rank averages over its own
+    queries; the queue is the same on every rank, so no collective is needed here.
+    """
+
+    def __init__(self, temperature: float = 0.2) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.temperature = temperature
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor) -> torch.Tensor:
+        """q: (B, D) queries, k: (B, D) their positive keys, queue: (K, D); a scalar loss."""
+        check_queue_inputs(q, k, queue)
+        q = loss_precision(q)
+        k, queue = k.to(q.dtype), queue.to(q.dtype)
+        with torch.autocast(device_type=q.device.type, enabled=False):
+            q = F.normalize(q, dim=1)
+            k, queue = F.normalize(k.detach(), dim=1), F.normalize(queue.detach(), dim=1)
+            positive = (q * k).sum(dim=1, keepdim=True)  # (B, 1)
+            negatives = q @ queue.T  # (B, K)
+            logits = torch.cat((positive, negatives), dim=1) / self.temperature
+            return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long,
+                                                       device=q.device))
+
+
+@dataclass
+class HardNegatives:
+    """MoCHi's synthetic negatives for a batch of queries, with how each was made.
+
+    ``vectors`` (B, s + s', D) holds the s mixed negatives, then the s' query-mixed ones, all unit
+    norm. ``hard`` (B, N) are the queue indices of each query's N hardest negatives; ``pairs``
+    (B, s, 2) and ``partners`` (B, s') are queue indices drawn from ``hard``; ``alpha`` (B, s) and
+    ``beta`` (B, s') the mixing coefficients.
+    """
+
+    vectors: torch.Tensor
+    hard: torch.Tensor
+    pairs: torch.Tensor
+    alpha: torch.Tensor
+    partners: torch.Tensor
+    beta: torch.Tensor
+
+
+def mix_hard_negatives(q: torch.Tensor, queue: torch.Tensor, n_hard: int, n_mixed: int,
+                       n_query_mixed: int, generator: torch.Generator | None = None
+                       ) -> HardNegatives:
+    """MoCHi's feature-level mixing (Kalantidis et al. 2020, sec. 4, eqs. 3 and 4).
+
+    For each unit-norm query q with its N hardest (most similar) queue keys Q^N::
+
+        h_k  = h~_k / |h~_k|,   h~_k  = a_k n_i + (1 - a_k) n_j,  n_i, n_j in Q^N,  a_k ~ U(0, 1)
+        h'_k = h'~_k / |h'~_k|, h'~_k = b_k q + (1 - b_k) n_j,    n_j in Q^N,       b_k ~ U(0, 0.5)
+
+    b < 0.5 keeps the query's own share below the negative's, so h' stays a negative. Everything
+    is computed without gradient: the paper treats the synthetic points as constants.
+    """
+    with torch.no_grad():
+        q = F.normalize(q.detach(), dim=1)  # (B, D)
+        queue = F.normalize(queue.detach(), dim=1)  # (K, D)
+        b, k = q.shape[0], queue.shape[0]
+        if not 1 <= n_hard <= k:
+            raise ValueError(f"n_hard must be between 1 and the queue size {k}, got {n_hard}")
+        hard = (q @ queue.T).topk(n_hard, dim=1).indices  # (B, N)
+
+        def draw(count: int) -> torch.Tensor:
+            """Queue indices of ``count`` random picks among each query's hard negatives."""
+            picks = torch.randint(n_hard, (b, count), generator=generator,
+                                  device=generator.device if generator else q.device)
+            return hard.gather(1, picks.to(q.device))  # (B, count)
+
+        def uniform(count: int, high: float) -> torch.Tensor:
+            u = torch.rand((b, count), generator=generator, dtype=q.dtype,
+                           device=generator.device if generator else q.device)
+            return high * u.to(q.device)
+
+        pairs = torch.stack((draw(n_mixed), draw(n_mixed)), dim=2)  # (B, s, 2)
+        alpha = uniform(n_mixed, 1.0)  # (B, s)
+        mixed = (alpha[..., None] * queue[pairs[..., 0]]
+                 + (1 - alpha[..., None]) * queue[pairs[..., 1]])  # (B, s, D)
+        partners = draw(n_query_mixed)  # (B, s')
+        beta = uniform(n_query_mixed, 0.5)  # (B, s')
+        query_mixed = beta[..., None] * q[:, None] + (1 - beta[..., None]) * queue[partners]
+        vectors = F.normalize(torch.cat((mixed, query_mixed), dim=1), dim=2)  # (B, s + s', D)
+    return HardNegatives(vectors, hard, pairs, alpha, partners, beta)
+
+
+class MoCHi(nn.Module):
+    """MoCo's queue InfoNCE with synthesized hard negatives (Kalantidis et al. 2020, "Hard
+    Negative Mixing for Contrastive Learning")::
+
+        L_q = -log( exp(q.k+/T) / (exp(q.k+/T) + sum_{n in queue} exp(q.n/T)
+                                   + sum_{h in H(q)} exp(q.h/T)) )
+
+    where H(q) are the s mixed and s' query-mixed negatives of ``mix_hard_negatives`` built from
+    q's ``n_hard`` hardest queue keys. Defaults keep the paper's ImageNet-100 proportions
+    (N = K/16 with K = 16384: N = 1024, s = 1024, s' = 256) for a queue of 4096.
+    """
+
+    def __init__(self, temperature: float = 0.2, n_hard: int = 256, n_mixed: int = 256,
+                 n_query_mixed: int = 64) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        if n_hard < 1 or n_mixed < 0 or n_query_mixed < 0:
+            raise ValueError(f"need n_hard >= 1 and n_mixed, n_query_mixed >= 0, got "
+                             f"{n_hard}, {n_mixed}, {n_query_mixed}")
+        self.temperature = temperature
+        self.n_hard, self.n_mixed, self.n_query_mixed = n_hard, n_mixed, n_query_mixed
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor,
+                generator: torch.Generator | None = None) -> torch.Tensor:
+        """q: (B, D) queries, k: (B, D) positive keys, queue: (K, D); a scalar loss."""
+        check_queue_inputs(q, k, queue)
+        q = loss_precision(q)
+        k, queue = k.to(q.dtype), queue.to(q.dtype)
+        with torch.autocast(device_type=q.device.type, enabled=False):
+            q = F.normalize(q, dim=1)
+            k, queue = F.normalize(k.detach(), dim=1), F.normalize(queue.detach(), dim=1)
+            synthetic = mix_hard_negatives(q, queue, self.n_hard, self.n_mixed,
+                                           self.n_query_mixed, generator).vectors
+            positive = (q * k).sum(dim=1, keepdim=True)  # (B, 1)
+            negatives = q @ queue.T  # (B, K)
+            mixed = torch.einsum("bd,bsd->bs", q, synthetic)  # (B, s + s')
+            logits = torch.cat((positive, negatives, mixed), dim=1) / self.temperature
+            return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long,
+                                                       device=q.device))

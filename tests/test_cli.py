@@ -107,3 +107,46 @@ def test_config_file_then_flags(tmp_path):
     assert opts["method_args"] == {"lambda_": 0.01, "proj_dim": 256}
     assert opts["views"] == {"crop_scale": [0.3, 1.0]}
     assert "seed" not in opts  # flags not given leave the config's defaults alone
+
+
+def _pretrain_with_config(tmp_path, text: str, *flags: str) -> tuple[int, str]:
+    cfg = tmp_path / "bad.yaml"
+    cfg.write_text(text)
+    code = main(["pretrain", "--config", str(cfg), "--run-dir", str(tmp_path / "run"),
+                 "--no-progress", *flags])
+    return code, cfg
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("data: digits\nepoch: 3\n", "unknown config key(s) ['epoch']"),
+    ("data: digits\nepochs: three\n", "config field epochs must be int or none, got 'three'"),
+    ("data: digits\nbatch_size: 64.5\n", "config field batch_size must be int, got 64.5"),
+    ("data: digits\nsync_batchnorm: 'yes'\n", "config field sync_batchnorm must be bool"),
+    ("data: digits\nmethod_args: 3\n", "config field method_args must be dict"),
+    ("data: digits\ntime_budget: -30\n", "time budget must be positive, got -30"),
+    ("data: digits\nepochs: 0\n", "epochs must be >= 1"),
+    ("data: digits\nschedule: linear\n", "valid: cosine, infinite, repeated-cosine"),
+    ("data: [digits\n", "is not valid YAML (line 2)"),
+    ("- digits\n", "must hold a mapping of config fields"),
+])
+def test_bad_config_file_is_one_line(tmp_path, capsys, text, expected):
+    code, _ = _pretrain_with_config(tmp_path, text)
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE, err
+    assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("flags, expected", [
+    (["--time-budget=-5m"], "time budget '-5m' not understood"),
+    (["--time-budget", "0s"], "time budget must be positive"),
+    (["--batch-size", "4096"], "batch size 4096 is larger than the"),
+    (["--classes", "3-1"], "runs backwards"),
+    (["--classes", "0-12"], "has no class(es) [10, 11, 12]"),
+    (["--method-arg", "temperature"], "expected KEY=VALUE"),
+])
+def test_bad_flags_are_one_line(tmp_path, capsys, flags, expected):
+    code = main(["pretrain", "--data", "digits", "--run-dir", str(tmp_path / "run"),
+                 "--no-progress", *flags])
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE, err
+    assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

@@ -58,7 +58,9 @@ def check_image(path: str) -> bool:
     """Whether ``path`` opens as an image of sane size, without decoding its pixels.
 
     ``verify`` reads the whole file for PNG (chunk CRCs, so truncation shows) but only the
-    header for most other formats; what slips through fails at decode and is dropped there.
+    header for most other formats. A JPEG without its end marker is decoded (at reduced scale)
+    to tell a truncated file from one with trailing bytes; what still slips through fails at
+    decode and is dropped there, uncounted.
     """
     try:
         if os.path.getsize(path) == 0:
@@ -66,12 +68,25 @@ def check_image(path: str) -> bool:
         with Image.open(path) as im:
             if im.width * im.height > MAX_PIXELS:
                 return False
+            jpeg = im.format == "JPEG"
             im.verify()
-        return True
+        return not jpeg or jpeg_is_whole(path)
     # OSError (unreadable, not an image, truncated), DecompressionBombError/Warning, and
     # whatever else a Pillow plugin raises on a malformed file: all mean "skip it".
     except Exception:  # noqa: BLE001
         return False
+
+
+def jpeg_is_whole(path: str) -> bool:
+    """True when the JPEG ends in its EOI marker or, lacking it, still decodes in full."""
+    with open(path, "rb") as f:
+        f.seek(-2, os.SEEK_END)
+        if f.read(2) == b"\xff\xd9":
+            return True
+    with Image.open(path) as im:
+        im.draft("L", (1, 1))  # DCT scaling: cheap, yet it reads all the entropy-coded data
+        im.load()  # raises OSError on a truncated file
+    return True
 
 
 def keep_readable(paths: list[str], index: FolderIndex) -> list[str]:
@@ -89,6 +104,14 @@ def keep_readable(paths: list[str], index: FolderIndex) -> list[str]:
     return [p for p, good in zip(paths, ok, strict=True) if good]
 
 
+def entry_is(entry: os.DirEntry, kind: str) -> bool:
+    """``entry.is_dir()``/``is_file()``, False for a link loop or a dangling link (which raise)."""
+    try:
+        return entry.is_dir() if kind == "dir" else entry.is_file()
+    except OSError:
+        return False
+
+
 def class_folders(root: Path) -> list[str]:
     """Sorted names of the visible sub-folders of ``root``, the classes of a labelled split.
 
@@ -98,7 +121,7 @@ def class_folders(root: Path) -> list[str]:
     real_root = os.path.realpath(root)
     names = []
     for entry in os.scandir(root):
-        if entry.name.startswith(".") or not entry.is_dir():
+        if entry.name.startswith(".") or not entry_is(entry, "dir"):
             continue
         target = os.path.realpath(entry.path)
         if entry.is_symlink() and os.path.commonpath([target, real_root]) == target:
@@ -113,7 +136,7 @@ def index_split(root: Path, classes: list[str] | None) -> FolderIndex:
     if classes is None:
         index.paths = keep_readable(image_files(str(root), index.unlisted), index)
         return index
-    index.loose = sum(1 for e in os.scandir(root) if e.is_file() and is_image_name(e.name))
+    index.loose = sum(1 for e in os.scandir(root) if entry_is(e, "file") and is_image_name(e.name))
     to_label = {name: i for i, name in enumerate(classes)}
     label_of: dict[str, int] = {}
     for name in class_folders(root):

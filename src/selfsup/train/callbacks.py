@@ -67,6 +67,23 @@ class MetricsLog(L.Callback):
         with self.path.open("a") as f:
             f.write(json.dumps(row) + "\n")
 
+    def on_train_start(self, trainer, pl_module) -> None:
+        # a resumed run: drop what the killed session logged after its last checkpoint (and a
+        # line torn by the kill), so the log reads as one uninterrupted run
+        if not trainer.is_global_zero or not self.path.is_file():
+            return
+        kept = []
+        for line in self.path.read_text().splitlines():
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if row.get("step", 0) <= trainer.global_step:
+                kept.append(line + "\n")
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text("".join(kept))
+        tmp.replace(self.path)
+
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         step = trainer.global_step
         if not trainer.is_global_zero or step % self.every:

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 import torch
 from lightning.pytorch.plugins.io import TorchCheckpointIO
+
+# Seconds to wait between writing the temp file and renaming it. Tests set it to kill a run in
+# the middle of a checkpoint write; it is never set otherwise.
+PAUSE_ENV = "SELFSUP_TEST_CHECKPOINT_PAUSE_S"
 
 
 def atomic_write(path: str | Path, write) -> None:
@@ -21,6 +26,8 @@ def atomic_write(path: str | Path, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        if os.environ.get(PAUSE_ENV):
+            time.sleep(float(os.environ[PAUSE_ENV]))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -30,6 +37,15 @@ def atomic_write(path: str | Path, write) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def remove_stale_temps(path: str | Path) -> list[Path]:
+    """Delete the temp files a killed ``atomic_write`` of ``path`` left beside it."""
+    path = Path(path)
+    stale = list(path.parent.glob(f".{path.name}.*.tmp")) if path.parent.is_dir() else []
+    for tmp in stale:
+        tmp.unlink(missing_ok=True)
+    return stale
 
 
 class CheckpointRefused(RuntimeError):

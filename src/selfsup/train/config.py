@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 OPTIMIZERS = ("lars", "sgd", "adamw")
 PRECISIONS = ("auto", "bf16", "32")
+BATCH_SAMPLERS = ("random", "guided")
 
 
 class ConfigError(ValueError):
@@ -32,6 +34,27 @@ def parse_duration(text: str | float | int) -> float:
     return seconds
 
 
+def check_types(config: PretrainConfig) -> None:
+    """Raise ``ConfigError`` for a field whose value has the wrong type (a YAML typo, usually)."""
+    hints = get_type_hints(type(config))
+    for f in fields(config):
+        value, hint = getattr(config, f.name), hints[f.name]
+        allowed = get_args(hint) if get_origin(hint) in (Union, UnionType) else (hint,)
+        if not any(_is_instance(value, t) for t in allowed):
+            names = " or ".join("none" if t is type(None) else
+                                getattr(get_origin(t) or t, "__name__", str(t)) for t in allowed)
+            raise ConfigError(f"config field {f.name} must be {names}, got {value!r}")
+
+
+def _is_instance(value: Any, hint: Any) -> bool:
+    base = get_origin(hint) or hint
+    if base is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if base is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, base)
+
+
 @dataclass
 class PretrainConfig:
     """Everything needed to rerun a pretraining. ``None`` means "the method's recipe decides"."""
@@ -40,7 +63,7 @@ class PretrainConfig:
     data: str = "fashion-mnist"
     backbone: str = "default"
     epochs: int | None = None
-    time_budget: str | None = None
+    time_budget: str | float | None = None  # "10m", "90s", or seconds
     batch_size: int = 256  # global batch, split over devices x nodes
     optimizer: str | None = None
     lr: float | None = None  # for a batch of 256, scaled linearly with batch size
@@ -59,12 +82,39 @@ class PretrainConfig:
     eval_protocols: list[str] = field(default_factory=lambda: ["knn", "linear", "rankme"])
     log_every: int = 10
     checkpoint_every_s: float = 120.0
+    schedule: str = "cosine"  # cosine | infinite | repeated-cosine (see train/schedule.py)
+    schedule_constant: float = 0.5  # infinite: the constant phase's lr, a fraction of the peak
+    cooldown_fraction: float = 0.2  # infinite: steps of the cosine from the peak to the constant
+    anneal_fraction: float = 0.1  # infinite: the last steps, annealed linearly to 0
+    init_from: str | None = None  # a run directory whose weights this run starts from
+    classes: str | None = None  # keep only these labels of the source, e.g. "0-4" or "1,3,5"
+    sync_batchnorm: bool = False  # batch statistics over all processes instead of per process
+    rankme_samples: int = 2048  # fixed training images RankMe is measured on (0: no monitor)
+    rankme_every: int = 0  # also measure RankMe every this many steps (0: at epoch ends only)
+    select_by: str | None = None  # "rankme": export the encoder of the highest-RankMe checkpoint
+    batch_sampler: str | None = None  # random | guided (G-SimCLR); None: the method's recipe
 
     def validate(self) -> PretrainConfig:
         from ..backbones import BACKBONES
         from ..methods import get_method
         from ..views import ViewConfig
+        from .schedule import SCHEDULES
 
+        check_types(self)
+        if self.batch_sampler not in (None, *BATCH_SAMPLERS):
+            raise ConfigError(f"unknown batch sampler {self.batch_sampler!r}; "
+                              f"valid: {', '.join(BATCH_SAMPLERS)}")
+        if self.select_by not in (None, "last", "rankme"):
+            raise ConfigError(f"unknown select_by {self.select_by!r}; valid: last, rankme")
+        if self.select_by == "rankme" and self.rankme_samples < 2:
+            raise ConfigError("select_by rankme needs the RankMe monitor: rankme_samples >= 2")
+        if self.rankme_samples < 0 or self.rankme_every < 0:
+            raise ConfigError("rankme_samples and rankme_every must be >= 0")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"unknown schedule {self.schedule!r}; valid: {', '.join(SCHEDULES)}")
+        for name in ("schedule_constant", "cooldown_fraction", "anneal_fraction"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"{name} must be between 0 and 1, got {getattr(self, name)}")
         try:
             cls = get_method(self.method)
         except ValueError as e:

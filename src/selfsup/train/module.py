@@ -10,7 +10,11 @@ import torch
 
 from ..methods import Method
 from .optim import build_optimizer
-from .schedule import warmup_cosine
+from .schedule import Schedule
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite; the message names the step and what to change."""
 
 
 class PretrainModule(L.LightningModule):
@@ -23,8 +27,9 @@ class PretrainModule(L.LightningModule):
 
     def __init__(self, method: Method, optimizer: str, lr: float, weight_decay: float,
                  warmup_fraction: float, total_steps: int, global_batch: int,
-                 provisional_total: bool = False):
+                 provisional_total: bool = False, schedule: Schedule | None = None):
         super().__init__()
+        self.schedule = schedule or Schedule("cosine", warmup_fraction)
         self.method = method
         self.optimizer_name = optimizer
         self.base_lr = lr
@@ -39,18 +44,19 @@ class PretrainModule(L.LightningModule):
 
     @property
     def warmup_steps(self) -> int:
-        return round(self.warmup_fraction * self.total_steps)
+        return self.schedule.warmup_steps(self.total_steps)
 
     def current_lr(self) -> float:
-        return self.base_lr * warmup_cosine(self.global_step, self.total_steps, self.warmup_steps)
+        return self.base_lr * self.schedule(self.global_step, self.total_steps)
 
     def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
         lr = self.current_lr()
         for group in self.optimizers().optimizer.param_groups:
             group["lr"] = lr
 
-    def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int):
-        images, _ = batch  # uint8 (B, C, H, W); labels are never used for training
+    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int):
+        # (uint8 images (B, C, H, W), labels (B,), dataset indices (B,)); labels never train
+        images, indices = batch[0], (batch[2] if len(batch) > 2 else None)
         if images.shape[0] < 2:
             return None  # every file of this batch failed to decode: nothing to learn from
         now = time.perf_counter()
@@ -60,8 +66,15 @@ class PretrainModule(L.LightningModule):
             ema = 0.9 * self.images_per_s + 0.1 * rate
             self.images_per_s = rate if self.images_per_s == 0 else ema
         self._last_step_time = now
-        out = self.method.training_loss(images)
+        if self.method.uses_training_set:
+            if indices is None:
+                raise ValueError(f"{type(self.method).__name__} keeps per-sample state and "
+                                 "needs batches of (images, labels, indices)")
+            out = self.method.training_loss(images, indices=indices)
+        else:
+            out = self.method.training_loss(images)
         loss = out["loss"]
+        self.check_finite(loss)
         self.log("loss", loss.detach(), prog_bar=True)
         self.log("lr", self.current_lr(), prog_bar=True)
         self.log("img/s", self.images_per_s, prog_bar=True)
@@ -69,6 +82,24 @@ class PretrainModule(L.LightningModule):
             if k != "loss":
                 self.log(k, v.detach())
         return loss
+
+    def check_finite(self, loss: torch.Tensor) -> None:
+        """Stop before a non-finite loss reaches the weights, so the last checkpoint stays good.
+
+        Every rank takes the same decision, so none is left waiting in a collective.
+        """
+        finite = bool(torch.isfinite(loss.detach()).all())
+        if self.trainer.strategy.reduce_boolean_decision(finite, all=True):
+            return
+        raise TrainingDiverged(
+            f"training diverged at step {self.global_step}: the loss is not finite "
+            f"(lr {self.current_lr():.3g}); lower the learning rate (--lr) or lengthen the "
+            "warmup (warmup_fraction); the last good checkpoint is kept")
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        # after the optimizer step (automatic optimization steps inside the batch), outside
+        # autocast; every DDP rank runs it on the same synchronized weights
+        self.method.after_optimizer_step(min(1.0, self.global_step / max(1, self.total_steps)))
 
     def on_train_epoch_start(self) -> None:
         self._last_step_time = None  # the gap between epochs is not step time

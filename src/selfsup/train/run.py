@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -12,20 +13,29 @@ from pathlib import Path
 import lightning as L
 import torch
 import yaml
+from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import DataLoader
 
 from ..backbones import build_backbone
 from ..backbones.io import save_encoder
 from ..data import DataSource, load_source
+from ..data.classes import select_classes
+from ..data.guided import GuidedBatchSampler, pseudo_labels
+from ..data.indexed import WithIndices, collate_with_indices
 from ..methods import get_method
 from ..views import TwoCropViews, ViewConfig
 from .callbacks import MetricsLog, PeriodicCheckpoint, TimeBudget, has_bf16
-from .checkpoint_io import AtomicCheckpointIO
+from .checkpoint_io import AtomicCheckpointIO, load_checkpoint_safely, remove_stale_temps
 from .config import ConfigError, PretrainConfig
+from .data_order import DataOrder, ShardedShuffle
 from .module import PretrainModule
+from .monitors import RankMeMonitor, probe_images
 from .progress import PretrainProgressBar
+from .schedule import Schedule
 
 CONFIG, METRICS, LAST = "config.yaml", "metrics.jsonl", "checkpoints/last.ckpt"
+CONSTANT = "checkpoints/constant.ckpt"  # infinite schedule: the weights before the anneal
+BEST = "checkpoints/best.ckpt"
 
 
 @dataclass
@@ -35,6 +45,7 @@ class PretrainResult:
     epochs: int
     seconds: float
     images_per_s: float
+    is_global_zero: bool = True
 
 
 def channel_stats(source: DataSource, max_images: int = 10_000) -> tuple[tuple, tuple]:
@@ -66,31 +77,77 @@ def resolve_precision(config: PretrainConfig) -> str:
     return "32-true"
 
 
+def init_checkpoint(run_dir: str | Path) -> Path:
+    """The checkpoint ``--init-from`` starts from: an infinite-schedule run's pre-anneal weights
+    (the constant phase continues from there), else its last checkpoint."""
+    for name in (CONSTANT, LAST):
+        if (Path(run_dir) / name).is_file():
+            return Path(run_dir) / name
+    raise ConfigError(f"cannot start from {run_dir}: it has no {LAST}")
+
+
+def init_stats(run_dir: str | Path) -> tuple[tuple, tuple]:
+    """The normalization of the run we start from: the encoder keeps its own preprocessing."""
+    path = Path(run_dir) / CONFIG
+    try:
+        pre = yaml.safe_load(path.read_text())["resolved"]["preprocessing"]
+        return tuple(pre["mean"]), tuple(pre["std"])
+    except (OSError, KeyError, TypeError, yaml.YAMLError):
+        raise ConfigError(f"cannot start from {run_dir}: {path} is missing or holds no "
+                          "resolved preprocessing") from None
+
+
 def build_method(config: PretrainConfig, source: DataSource):
     cls = get_method(config.method)
-    mean, std = channel_stats(source)
+    mean, std = init_stats(config.init_from) if config.init_from else channel_stats(source)
     backbone = build_backbone(config.backbone, channels=source.channels,
                               input_size=source.image_size, mean=mean, std=std)
     backbone = backbone.to(memory_format=torch.channels_last)
     views = TwoCropViews(backbone.preprocessing,
                          ViewConfig(**{**cls.recipe.views.to_dict(), **config.views}))
-    return cls(backbone, views, **config.method_args)
+    # methods with per-sample state are sized by the training set
+    sized = {"num_samples": len(source.train)} if cls.uses_training_set else {}
+    try:
+        return cls(backbone, views, **sized, **config.method_args)
+    except ValueError as e:
+        raise ConfigError(f"method {config.method}: {e}") from None
+
+
+def guided_batch_sampler(source: DataSource, config: PretrainConfig) -> GuidedBatchSampler:
+    """G-SimCLR's batches over pseudo-labels from a denoising autoencoder and k-means with
+    four times as many clusters as the global batch: the sampler needs at least as many, and
+    the margin keeps k-means' larger clusters within the number of batches, so an epoch keeps
+    all its steps (at 2x, digits lost one batch in 14 to a cluster of 18)."""
+    clusters = min(len(source.train) // 2, 4 * config.batch_size)
+    try:
+        labels = pseudo_labels(source.train, clusters, seed=config.seed)
+        return GuidedBatchSampler(labels, config.batch_size, config.seed)
+    except ValueError as e:
+        raise ConfigError(f"--batch-sampler guided: {e}") from None
 
 
 def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = True
                  ) -> PretrainResult:
     """Train ``config`` into its run directory; with ``resume``, continue from last.ckpt."""
     config.validate()
+    check_devices(config)
     run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
     config.run_dir = str(run_dir)
     last = run_dir / LAST
     if resume and not last.is_file():
         raise ConfigError(f"nothing to resume: {last} does not exist")
+    if resume and rank_zero_only.rank == 0:
+        remove_stale_temps(last)  # a write the kill interrupted; last.ckpt itself is whole
     if not resume and last.is_file():
         raise ConfigError(f"{run_dir} already holds a run; use --resume {run_dir} or another "
                           "--run-dir")
     L.seed_everything(config.seed, workers=True, verbose=False)
+    if config.init_from and not resume:
+        init_ckpt = init_checkpoint(config.init_from)
+        init_state = load_checkpoint_safely(init_ckpt)["state_dict"]  # refuse before any work
     source = load_source(config.data, channels=config.channels, image_size=config.image_size)
+    if config.classes is not None:
+        source = select_classes(source, config.classes)
     world = config.devices * config.num_nodes
     per_device = config.batch_size // world
     if per_device > len(source.train) // world:
@@ -108,48 +165,65 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
     in_memory = source.train.images is not None
     workers = config.num_workers if config.num_workers is not None else (
         0 if in_memory else min(4, os.cpu_count() or 1))
-    loader = DataLoader(source.train.dataset, batch_size=per_device, shuffle=True, drop_last=True,
-                        num_workers=workers, collate_fn=source.train.collate_fn,
-                        persistent_workers=workers > 0)
+    # batches carry dataset indices for methods with per-sample state; its own generator:
+    # worker seeds drawn from the global RNG would shift the augmentation stream of a resumed
+    # run against the uninterrupted one
+    loader_args = dict(num_workers=workers, collate_fn=collate_with_indices,
+                       persistent_workers=workers > 0,
+                       generator=torch.Generator().manual_seed(config.seed))
     steps_per_epoch = len(source.train) // config.batch_size
+    if (config.batch_sampler or recipe.batch_sampler) == "guided":
+        sampler = guided_batch_sampler(source, config)
+        loader = DataLoader(WithIndices(source.train.dataset), batch_sampler=sampler,
+                            **loader_args)
+        steps_per_epoch = sampler.steps_per_epoch()
+    else:
+        sampler = ShardedShuffle(len(source.train), per_device, config.seed)
+        loader = DataLoader(WithIndices(source.train.dataset), batch_size=per_device,
+                            sampler=sampler, drop_last=True, **loader_args)
     budget = config.budget_seconds
     if config.epochs is not None:
         total = config.epochs * steps_per_epoch
     else:
         total = 10 * steps_per_epoch  # provisional: TimeBudget sizes it after measuring
+    schedule = Schedule(config.schedule, warmup, config.schedule_constant,
+                        config.cooldown_fraction, config.anneal_fraction,
+                        continuing=config.init_from is not None)
     module = PretrainModule(method, optimizer, lr, wd, warmup, total, config.batch_size,
-                            provisional_total=config.epochs is None)
+                            provisional_total=config.epochs is None, schedule=schedule)
+    if config.init_from and not resume:
+        load_weights(module, init_state, init_ckpt)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = config.to_dict() | {"resolved": {
         "optimizer": optimizer, "lr_scaled": lr, "weight_decay": wd, "warmup_fraction": warmup,
         "precision": resolve_precision(config), "views": method.views.config.to_dict(),
-        "method_args": {**method.hparams(), **config.method_args},
+        # num_samples too, for methods sized by the data: enough to rebuild the method alone
+        "method_args": {**method.hparams(), **config.method_args,
+                        **({"num_samples": len(source.train)} if method.uses_training_set
+                           else {})},
         "preprocessing": method.backbone.preprocessing.to_dict(),
     }}
-    if not resume:
+    if not resume and rank_zero_only.rank == 0:
         (run_dir / CONFIG).write_text(yaml.safe_dump(resolved, sort_keys=False))
 
     callbacks: list[L.Callback] = [
         MetricsLog(run_dir / METRICS, config.log_every),
+        DataOrder(sampler),  # before PeriodicCheckpoint: a checkpoint counts its own batch
         PeriodicCheckpoint(last, config.checkpoint_every_s),
     ]
+    if config.schedule == "infinite" and config.anneal_fraction > 0:
+        callbacks.append(ConstantPhaseCheckpoint(run_dir / CONSTANT, config.anneal_fraction))
+    if config.rankme_samples:
+        # before PeriodicCheckpoint, so last.ckpt carries the monitor's best-so-far
+        best = run_dir / BEST if config.select_by == "rankme" else None
+        callbacks.insert(1, RankMeMonitor(probe_images(source.train, config.rankme_samples),
+                                          run_dir / METRICS, config.rankme_every, best))
     if budget is not None:
         callbacks.insert(0, TimeBudget(budget, calibrate_at=25 if config.epochs is None else 10**9))
     if progress:
         callbacks.append(PretrainProgressBar(leave=True))
-    world_strategy = "ddp" if world > 1 else "auto"
-    # Lightning's start-up banner (device list, tips) is noise next to our own summary
-    for name in ("lightning.pytorch", "lightning.fabric"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-    trainer = L.Trainer(
-        accelerator="auto", devices=config.devices, num_nodes=config.num_nodes,
-        strategy=world_strategy, precision=resolve_precision(config),
-        max_epochs=config.epochs if config.epochs is not None else -1,
-        logger=False, enable_checkpointing=False, enable_model_summary=False,
-        enable_progress_bar=progress, num_sanity_val_steps=0, callbacks=callbacks,
-        plugins=[AtomicCheckpointIO()], log_every_n_steps=config.log_every,
-    )
+    trainer = build_trainer(config, callbacks, progress)
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         # Lightning's advice is for GPU input pipelines; ours is batched on the device already
@@ -157,8 +231,76 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
         warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated.*")
         trainer.fit(module, loader, ckpt_path=str(last) if resume else None)
     seconds = time.perf_counter() - t0
+    selected: dict = {}
+    if config.select_by == "rankme" and (run_dir / BEST).is_file():
+        # the exported encoder is the highest-RankMe one; last.ckpt stays the latest, for resume
+        module.load_state_dict(load_checkpoint_safely(run_dir / BEST)["state_dict"])
+        selected = {"selected_by": "rankme",
+                    **json.loads((run_dir / BEST).with_suffix(".json").read_text())}
     if trainer.is_global_zero:
         save_encoder(method.backbone, run_dir, {"method": config.method,
-                                                "steps": trainer.global_step})
+                                                "steps": trainer.global_step, **selected})
     return PretrainResult(run_dir, trainer.global_step, trainer.current_epoch, seconds,
-                          module.images_per_s)
+                          module.images_per_s, trainer.is_global_zero)
+
+
+def build_trainer(config: PretrainConfig, callbacks: list[L.Callback], progress: bool
+                  ) -> L.Trainer:
+    """DDP when devices x nodes > 1 (gloo on CPU, NCCL on GPUs); Lightning reads torchrun's and
+    SLURM's environment variables itself."""
+    world = config.devices * config.num_nodes
+    # Lightning's start-up banner (device list, tips) is noise next to our own summary
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    return L.Trainer(
+        accelerator="auto", devices=config.devices, num_nodes=config.num_nodes,
+        strategy="ddp" if world > 1 else "auto", precision=resolve_precision(config),
+        max_epochs=config.epochs if config.epochs is not None else -1,
+        logger=False, enable_checkpointing=False, enable_model_summary=False,
+        enable_progress_bar=progress, num_sanity_val_steps=0, callbacks=callbacks,
+        plugins=[AtomicCheckpointIO()], log_every_n_steps=config.log_every,
+        # per-process batch statistics unless asked: SyncBatchNorm costs a collective per layer
+        sync_batchnorm=config.sync_batchnorm, use_distributed_sampler=False,  # ShardedShuffle
+    )
+
+
+def check_devices(config: PretrainConfig) -> None:
+    """Refuse more processes than this machine has devices for, and a DDP run without a
+    shared run directory."""
+    if torch.cuda.is_available():
+        have, what = torch.cuda.device_count(), "GPU(s)"
+    else:
+        have, what = os.cpu_count() or 1, "CPU cores"
+    if config.devices > have:
+        raise ConfigError(f"--devices {config.devices} asks for more processes than the "
+                          f"{have} {what} of this machine; use --devices {have} or fewer")
+    if config.sync_batchnorm and not torch.cuda.is_available():
+        raise ConfigError("--sync-batchnorm needs GPUs (torch's SyncBatchNorm runs on CUDA only); "
+                          "on CPU each process normalizes with its own batch")
+    if config.devices * config.num_nodes > 1 and not config.run_dir:
+        raise ConfigError("--devices/--num-nodes above 1 need --run-dir: every process must "
+                          "write to the same run directory")
+
+
+def load_weights(module: PretrainModule, state: dict, path: Path) -> None:
+    """Backbone and heads from another run's checkpoint; the optimizer starts fresh."""
+    try:
+        module.load_state_dict(state)
+    except RuntimeError as e:
+        detail = str(e).splitlines()[1].strip() if len(str(e).splitlines()) > 1 else str(e)
+        raise ConfigError(f"cannot start from {path}: its weights do not fit this method and "
+                          f"backbone ({detail})") from None
+
+
+class ConstantPhaseCheckpoint(L.Callback):
+    """Saves the weights where the infinite schedule's anneal begins: ``--init-from`` continues
+    the constant phase from them, while the run itself goes on to anneal for its encoder."""
+
+    def __init__(self, path: Path, anneal_fraction: float):
+        self.path = Path(path)
+        self.anneal_fraction = anneal_fraction
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        start = pl_module.total_steps - round(self.anneal_fraction * pl_module.total_steps)
+        if trainer.global_step == start:
+            trainer.save_checkpoint(self.path, weights_only=False)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Idempotent set-up: .venv/ with torch, torchvision and selfsup (dev extra), plus
-# Debian's Fashion-MNIST when apt is available. Safe to run again; it skips what is done.
+# Debian's Fashion-MNIST and headless Chromium when apt is available. Safe to run again; it skips what is done.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -15,6 +15,19 @@ if [ ! -d /usr/share/datasets/fashion-mnist ] && [ -z "${SELFSUP_DATA_DIR:-}" ];
             || echo "setup: could not install dataset-fashion-mnist; set SELFSUP_DATA_DIR to its idx .gz files"
     else
         echo "setup: Fashion-MNIST not found; as root run: apt-get install dataset-fashion-mnist"
+    fi
+fi
+
+# Headless Chromium renders report.html in the test suite (tests/report); without it that one
+# test skips with the reason.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        echo "setup: installing Debian packages chromium chromium-driver (report test)"
+        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+            apt-get install -y -qq chromium chromium-driver >/dev/null) \
+            || echo "setup: could not install chromium; the report rendering test will skip"
+    else
+        echo "setup: chromium not found; as root run: apt-get install chromium chromium-driver"
     fi
 fi
 

@@ -12,10 +12,12 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 def _key_values(items: list[str] | None) -> dict[str, Any]:
     import yaml
 
+    from .train import ConfigError
+
     out: dict[str, Any] = {}
     for item in items or []:
         if "=" not in item:
-            raise SystemExit(f"selfsup: error: expected KEY=VALUE, got {item!r}")
+            raise ConfigError(f"expected KEY=VALUE, got {item!r}")
         key, value = item.split("=", 1)
         out[key.strip()] = yaml.safe_load(value)  # numbers, booleans and lists typed as YAML
     return out
@@ -57,23 +59,73 @@ def _parser() -> argparse.ArgumentParser:
     pre.add_argument("--config", help="YAML file of config fields; flags given override it")
     pre.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last "
                      "checkpoint with its saved config (--epochs/--time-budget may extend it)")
+    pre.add_argument("--schedule", choices=["cosine", "infinite", "repeated-cosine"],
+                     help="learning-rate schedule (default cosine); infinite: warmup, cooldown "
+                     "to a constant, anneal at the end; continue it with --init-from")
+    pre.add_argument("--init-from", metavar="RUN_DIR", help="start from that run's weights "
+                     "(fresh optimizer), e.g. to continue on new data")
+    pre.add_argument("--classes", help="train on these labels of the source only, e.g. 0-4")
+    pre.add_argument("--sync-batchnorm", action="store_true", default=None,
+                     help="with --devices > 1: batch-norm statistics over all processes "
+                     "(default: each process normalizes with its own batch)")
+    pre.add_argument("--batch-sampler", choices=["random", "guided"],
+                     help="guided: G-SimCLR batches, no two images of one pseudo-class "
+                     "(autoencoder + k-means) together; default: the method's recipe")
     pre.add_argument("--method-arg", action="append", metavar="KEY=VALUE",
                      help="method hyperparameter, e.g. temperature=0.2 (repeatable)")
     pre.add_argument("--view", action="append", metavar="KEY=VALUE",
                      help="augmentation setting, e.g. crop_scale=[0.3,1.0] (repeatable)")
     pre.add_argument("--no-progress", action="store_true", help="no live progress bar")
     pre.add_argument("--no-eval", action="store_true", help="skip the evaluation at the end")
+    pre.add_argument("--select-by", choices=["last", "rankme"],
+                     help="rankme: keep checkpoints/best.ckpt at the highest RankMe (no labels "
+                     "used) and export that encoder; default last")
+    pre.add_argument("--rankme-every", type=int, metavar="STEPS",
+                     help="measure RankMe every STEPS steps as well as at each epoch end")
 
     ev = sub.add_parser("evaluate", help="evaluate a run's encoder with frozen features",
-                        formatter_class=fmt, epilog="example:\n"
+                        formatter_class=fmt, epilog="examples:\n"
                         "  selfsup evaluate runs/simclr-fashion-mnist-20260101-120000\n"
-                        "  selfsup evaluate RUN_DIR --data ./labelled_images --protocol knn")
+                        "  selfsup evaluate RUN_DIR --protocol knn,linear,nb,fewshot,layers\n"
+                        "  selfsup evaluate RUN_DIR --data ./labelled_images --protocol knn\n"
+                        "  selfsup evaluate RUN_DIR --protocol knn --preprocessing size=32,std=0.5")
     ev.add_argument("run_dir")
     ev.add_argument("--data", help="default: the run's own data")
     ev.add_argument("--protocol", default="knn,linear,rankme,raw_knn",
-                    help="comma-separated: knn, linear, rankme, raw_knn")
-    ev.add_argument("--k", type=int, default=200)
-    ev.add_argument("--temperature", type=float, default=0.1)
+                    help="comma-separated: knn, linear (C chosen on a validation split), nb "
+                    "(Gaussian naive Bayes), fewshot (1-100%% of labels, linear and nb, mean "
+                    "and std over 3 subsets), layers (each stage and the projector), rankme, "
+                    "raw_knn; default knn,linear,rankme,raw_knn")
+    ev.add_argument("--k", type=int, default=200, help="kNN neighbours (default 200)")
+    ev.add_argument("--temperature", type=float, default=0.1,
+                    help="kNN vote temperature (default 0.1)")
+    ev.add_argument("--preprocessing", metavar="SPEC",
+                    help="override the encoder's own preprocessing: none, or e.g. "
+                    "size=32,mean=0.5,std=0.5 (results go to eval-<data>-<SPEC>.json)")
+
+    em = sub.add_parser("embed", help="write a run's embeddings of a source to .npy or .parquet",
+                        formatter_class=fmt, epilog="examples:\n"
+                        "  selfsup embed RUN_DIR --out emb.npy      # + emb.labels.npy, emb.json\n"
+                        "  selfsup embed RUN_DIR --data ./images --out emb.parquet")
+    em.add_argument("run_dir")
+    em.add_argument("--data", help="default: the run's own data")
+    em.add_argument("--out", required=True, help="FILE.npy (float32 (N, D) + FILE.labels.npy, "
+                    "FILE.json, FILE.paths.txt for folders) or FILE.parquet (needs pyarrow)")
+    em.add_argument("--split", choices=["all", "train", "test"], default="all")
+
+    rp = sub.add_parser("report", help="write RUN_DIR/report.html (curves, probes, maps)",
+                        formatter_class=fmt, epilog="example:\n  selfsup report RUN_DIR\n"
+                        "  selfsup report RUN_DIR --map tsne")
+    rp.add_argument("run_dir")
+    rp.add_argument("--data", help="images for the map and neighbours (default: the run's)")
+    rp.add_argument("--map", choices=["pca", "tsne"], default="pca",
+                    help="2-D embedding map (default pca; tsne is slower)")
+
+    cp = sub.add_parser("compare", help="a table of runs: method, budget, probes, RankMe",
+                        formatter_class=fmt, epilog="example:\n"
+                        "  selfsup compare runs/* --out runs.md")
+    cp.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    cp.add_argument("--out", metavar="FILE.md", help="also write the table as markdown")
 
     sub.add_parser("methods", help="list the registered methods", formatter_class=fmt,
                    epilog="example:\n  selfsup methods")
@@ -83,12 +135,19 @@ def _parser() -> argparse.ArgumentParser:
 def _config_from_args(a: argparse.Namespace) -> dict[str, Any]:
     import yaml
 
+    from .train import ConfigError
+
     opts: dict[str, Any] = {}
     if a.config:
         with open(a.config) as f:
-            loaded = yaml.safe_load(f) or {}
+            try:
+                loaded = yaml.safe_load(f) or {}
+            except yaml.YAMLError as e:
+                where = getattr(e, "problem_mark", None)
+                line = f" (line {where.line + 1})" if where is not None else ""
+                raise ConfigError(f"{a.config} is not valid YAML{line}") from None
         if not isinstance(loaded, dict):
-            raise SystemExit(f"selfsup: error: {a.config} must hold a mapping of config fields")
+            raise ConfigError(f"{a.config} must hold a mapping of config fields")
         loaded.pop("resolved", None)
         opts.update(loaded)
     flags = {
@@ -97,6 +156,9 @@ def _config_from_args(a: argparse.Namespace) -> dict[str, Any]:
         "lr": a.lr, "weight_decay": a.weight_decay, "image_size": a.image_size,
         "channels": a.channels, "precision": a.precision, "devices": a.devices,
         "num_nodes": a.num_nodes, "run_dir": a.run_dir, "seed": a.seed,
+        "schedule": a.schedule, "init_from": a.init_from, "classes": a.classes,
+        "sync_batchnorm": a.sync_batchnorm, "batch_sampler": a.batch_sampler,
+        "select_by": a.select_by, "rankme_every": a.rankme_every,
     }
     # flags given override the config file; the rest fall back to PretrainConfig's defaults
     opts.update({k: v for k, v in flags.items() if v is not None})
@@ -126,6 +188,8 @@ def _print_results(run) -> None:
     table.add_row("training time", f"{run.seconds / 60:.1f} min")
     table.add_row("images/s", f"{run.images_per_s:.0f}")
     table.add_row("run directory", str(run.dir))
+    if (run.dir / "report.html").is_file():
+        table.add_row("report", str(run.dir / "report.html"))
     Console().print(table)
 
 
@@ -140,7 +204,8 @@ def _cmd_pretrain(a: argparse.Namespace) -> int:
     else:
         opts = _config_from_args(a)
         run = selfsup.pretrain(progress=not a.no_progress, evaluate_after=not a.no_eval, **opts)
-    _print_results(run)
+    if run.is_global_zero:
+        _print_results(run)
     return EXIT_OK
 
 
@@ -150,13 +215,65 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     import selfsup
 
     protocols = [p.strip() for p in a.protocol.split(",") if p.strip()]
-    results = selfsup.evaluate(a.run_dir, data=a.data, protocols=protocols, k=a.k,
-                               temperature=a.temperature)
-    for key in ("knn_top1", "linear_top1", "raw_pixels_knn_top1", "rankme"):
+    try:
+        results = selfsup.evaluate(a.run_dir, data=a.data, protocols=protocols, k=a.k,
+                                   temperature=a.temperature, preprocessing=a.preprocessing)
+    except ValueError as e:
+        print(f"selfsup: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    for key in ("knn_top1", "linear_top1", "nb_top1", "raw_pixels_knn_top1", "rankme"):
         if key in results:
             v = results[key]
             print(f"{key:22s} {100 * v:.2f}%" if key != "rankme" else f"{key:22s} {v:.1f}")
-    print(json.dumps({"eval_json": f"{a.run_dir}/eval.json"}))
+    for probe in ("linear", "nb"):
+        for row in results.get("fewshot", {}).get(probe, []):
+            print(f"fewshot {probe:6s} {100 * row['fraction']:5.1f}%  "
+                  f"{100 * row['mean']:.2f} ± {100 * row['std']:.2f}%")
+    for name, row in results.get("layers", {}).items():
+        print(f"layer {name:10s} ({row['dim']}-d)  kNN {100 * row['knn_top1']:.2f}%  linear "
+              f"{100 * row['linear_top1']:.2f}%  nb {100 * row['nb_top1']:.2f}%")
+    print(json.dumps({"eval_json": results["written_to"]}))
+    return EXIT_OK
+
+
+def _cmd_embed(a: argparse.Namespace) -> int:
+    import selfsup
+
+    try:
+        written = selfsup.embed(a.run_dir, a.out, data=a.data, split=a.split)
+    except (ValueError, ImportError) as e:
+        print(f"selfsup: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    print("\n".join(str(p) for p in written))
+    return EXIT_OK
+
+
+def _cmd_report(a: argparse.Namespace) -> int:
+    from .report import write_report
+
+    print(write_report(a.run_dir, a.data, a.map))
+    return EXIT_OK
+
+
+def _cmd_compare(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from .report.compare import COLUMNS, compare_rows, format_cell, markdown_table
+
+    rows = compare_rows(a.run_dirs)
+    table = Table(title="selfsup runs (test top-1 %)")
+    for col in COLUMNS:
+        table.add_column(col, justify="right" if col not in ("run", "method", "backbone")
+                         else "left")
+    for r in rows:
+        table.add_row(*(format_cell(k, r[k]) for k in COLUMNS))
+    Console(width=160).print(table)
+    if a.out:
+        Path(a.out).write_text(markdown_table(rows))
+        print(a.out)
     return EXIT_OK
 
 
@@ -181,14 +298,19 @@ def main(argv: list[str] | None = None) -> int:
     from .data import DataError
     from .train import ConfigError
     from .train.checkpoint_io import CheckpointRefused
+    from .train.module import TrainingDiverged
 
     user_errors = (ConfigError, DataError, CheckpointRefused, FileNotFoundError)
     try:
-        return {"pretrain": _cmd_pretrain, "evaluate": _cmd_evaluate,
+        return {"pretrain": _cmd_pretrain, "evaluate": _cmd_evaluate, "embed": _cmd_embed,
+                "report": _cmd_report, "compare": _cmd_compare,
                 "methods": _cmd_methods}[args.command](args)
     except user_errors as e:
         print(f"selfsup: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    except TrainingDiverged as e:
+        print(f"selfsup: error: {e}", file=sys.stderr)
+        return EXIT_FAILED
     except KeyboardInterrupt:
         print("selfsup: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

@@ -4,7 +4,15 @@ import numpy as np
 import pytest
 import torch
 
-from selfsup.evaluate import knn_accuracy, knn_predict, linear_accuracy, rankme
+from selfsup.evaluate import (
+    knn_accuracy,
+    knn_predict,
+    linear_accuracy,
+    linear_probe,
+    nb_accuracy,
+    rankme,
+)
+from selfsup.evaluate.probes import C_GRID, select_C
 
 
 def _blobs(n_per_class=100, classes=4, dim=16, seed=0, spread=0.3):
@@ -52,9 +60,76 @@ def test_probes_on_separable_and_shuffled():
     x2, y2 = _blobs(seed=2)
     assert knn_accuracy(x, y, x2, y2, k=20) > 0.98
     assert linear_accuracy(x, y, x2, y2) > 0.98
+    assert linear_probe(x, y, x2, y2)["top1"] > 0.98
+    assert nb_accuracy(x, y, x2, y2) > 0.98
     shuffled = rng.permutation(y)
-    assert knn_accuracy(x, shuffled, x2, y2, k=20) < 0.45  # chance is 0.25
+    # 4 classes: chance is 0.25
+    assert knn_accuracy(x, shuffled, x2, y2, k=20) < 0.45
     assert linear_accuracy(x, shuffled, x2, y2) < 0.45
+    assert linear_probe(x, shuffled, x2, y2)["top1"] < 0.45
+    assert nb_accuracy(x, shuffled, x2, y2) < 0.45
+
+
+def _slow_gaussian_nb(train_x, train_y, test_x, var_smoothing=1e-9):
+    """Naive Bayes written out: standardize with the training mean/std, then per class a prior
+    and one Gaussian per dimension; predict argmax_y log p(y) + sum_d log N(x_d; mu, var)."""
+    train_x, test_x = train_x.astype(np.float64), test_x.astype(np.float64)
+    mean, std = train_x.mean(0), train_x.std(0)
+    std[std == 0] = 1.0
+    tr, te = (train_x - mean) / std, (test_x - mean) / std
+    eps = var_smoothing * tr.var(0).max()
+    classes = sorted(set(train_y.tolist()))
+    preds = []
+    for q in te:
+        best, best_score = None, -math.inf
+        for c in classes:
+            rows = [tr[i] for i in range(len(tr)) if train_y[i] == c]
+            score = math.log(len(rows) / len(tr))
+            for d in range(tr.shape[1]):
+                values = [r[d] for r in rows]
+                mu = sum(values) / len(values)
+                var = sum((v - mu) ** 2 for v in values) / len(values) + eps
+                score += -0.5 * math.log(2 * math.pi * var) - (q[d] - mu) ** 2 / (2 * var)
+            if score > best_score:
+                best, best_score = c, score
+        preds.append(best)
+    return np.array(preds)
+
+
+def test_nb_matches_literal_gaussian_bayes():
+    x, y = _blobs(15, 3, 4, spread=3.0)
+    q, qy = _blobs(10, 3, 4, seed=5, spread=3.0)
+    expected = _slow_gaussian_nb(x, y, q)
+    assert nb_accuracy(x, y, q, expected) == 1.0
+    assert 0.3 < (expected == qy).mean() < 1.0  # the case is not trivially separable
+
+
+def test_nb_hand_computed_one_dimension():
+    # class 0 at {-1, 1} (mean 0, var 1), class 1 at {3, 5, 7} (mean 5, var 8/3), so after
+    # standardization the decision is that of the raw Gaussians: x = 2.0 scores
+    # log(2/5) - 0.5 log(2 pi) - 4/2 = -3.835 for class 0 and
+    # log(3/5) - 0.5 log(2 pi 8/3) - 9/(16/3) = -3.608 for class 1 -> class 1;
+    # x = 1.5 scores log(2/5) - 0.5 log(2 pi) - 2.25/2 = -2.960
+    # vs log(3/5) - 0.5 log(2 pi 8/3) - 12.25/(16/3) = -4.217 -> class 0
+    x = np.array([[-1.0], [1.0], [3.0], [5.0], [7.0]])
+    y = np.array([0, 0, 1, 1, 1])
+    assert nb_accuracy(x, y, np.array([[2.0], [1.5]]), np.array([1, 0])) == 1.0
+
+
+def test_select_C_prefers_regularization_when_labels_are_few_and_noisy():
+    # 4 noisy dims carry the label, 200 dims are noise: with 60 samples, weak regularization
+    # (C=10) fits the noise; the search must not pick it and must never look at test data
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(60, 204))
+    y = np.repeat([0, 1], 30)
+    x[:, :4] += 0.8 * (2 * y[:, None] - 1)
+    C, scores = select_C(x, y)
+    assert C in C_GRID and set(scores) == set(C_GRID)
+    assert scores[C] == max(scores.values()) and C < 10.0
+    # too few samples per class to hold any out: no search, the caller's default applies
+    assert select_C(x[[0, 1, 30, 31]], y[[0, 1, 30, 31]]) == (None, {})
+    result = linear_probe(x[[0, 30]], y[[0, 30]], x, y, default_C=0.5)
+    assert result["C"] == 0.5 and result["val_top1_by_C"] == {}
 
 
 def test_rankme_hand_computed():

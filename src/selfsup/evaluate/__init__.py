@@ -1,9 +1,15 @@
-"""Frozen-feature evaluation: features, probes and label-free monitors."""
+"""Frozen-feature evaluation: features, probes, few-shot curves, layer studies and label-free
+monitors."""
 
-from .features import extract_features, raw_pixels
-from .monitors import rankme
-from .probes import knn_accuracy, knn_predict, linear_accuracy
-from .suite import PROTOCOLS, evaluate_encoder
+from .features import extract_features, parse_preprocessing, raw_pixels
+from .fewshot import balanced_subset, fewshot_curve
+from .layers import layer_features, layer_probes, load_projector
+from .monitors import CollapseCheck, embedding_std, rankme
+from .probes import knn_accuracy, knn_predict, linear_accuracy, linear_probe, nb_accuracy
+from .suite import DEFAULT_PROTOCOLS, PROTOCOLS, evaluate_encoder
 
-__all__ = ["PROTOCOLS", "evaluate_encoder", "extract_features", "knn_accuracy", "knn_predict",
-           "linear_accuracy", "rankme", "raw_pixels"]
+__all__ = ["DEFAULT_PROTOCOLS", "PROTOCOLS", "CollapseCheck", "balanced_subset",
+           "embedding_std", "evaluate_encoder", "extract_features", "fewshot_curve",
+           "knn_accuracy", "knn_predict", "layer_features", "layer_probes", "linear_accuracy",
+           "linear_probe", "load_projector", "nb_accuracy", "parse_preprocessing", "rankme",
+           "raw_pixels"]

@@ -1,9 +1,13 @@
-"""Label-free monitors."""
+"""Label-free monitors: RankMe, the embeddings' spread, and a collapse check built on both."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 
 @torch.no_grad()
@@ -15,3 +19,35 @@ def rankme(features: np.ndarray | torch.Tensor, eps: float = 1e-7) -> float:
     s = torch.linalg.svdvals(z)
     p = s / s.sum() + eps
     return float(torch.exp(-(p * p.log()).sum()))
+
+
+@torch.no_grad()
+def embedding_std(features: np.ndarray | torch.Tensor) -> float:
+    """Mean over dimensions of the per-dimension std of the L2-normalized embeddings (the
+    collapse indicator of Chen & He 2021, "Exploring Simple Siamese Representation Learning",
+    sec. 4.1): 0 when every input maps to one point, about 1/sqrt(D) for spread-out ones."""
+    z = F.normalize(torch.as_tensor(features, dtype=torch.float64), dim=1)  # (N, D)
+    return float(z.std(dim=0).mean())
+
+
+@dataclass(frozen=True)
+class CollapseCheck:
+    """Thresholds for calling a representation collapsed.
+
+    Collapsed when RankMe < max(``min_rank``, ``min_rank_fraction`` x D), or when the
+    normalized embeddings' std x sqrt(D) < ``min_std_ratio`` (1 is an isotropic spread).
+    """
+
+    min_rank: float = 2.0
+    min_rank_fraction: float = 0.01
+    min_std_ratio: float = 0.01
+
+    def reasons(self, rank: float, std: float, dim: int) -> list[str]:
+        out = []
+        rank_floor = max(self.min_rank, self.min_rank_fraction * dim)
+        if rank < rank_floor:
+            out.append(f"effective rank (RankMe) {rank:.2f} < {rank_floor:.2f} of {dim} dims")
+        std_floor = self.min_std_ratio / math.sqrt(dim)
+        if std < std_floor:
+            out.append(f"embedding std {std:.2e} < {std_floor:.2e}")
+        return out

@@ -8,12 +8,16 @@ from typing import Any
 import numpy as np
 from torch import nn
 
+from ..backbones import Preprocessing
 from ..data import DataSource, stratified_holdout
 from .features import extract_features, raw_pixels
-from .monitors import rankme
-from .probes import knn_accuracy, linear_accuracy
+from .fewshot import fewshot_curve
+from .layers import layer_features, layer_probes
+from .monitors import embedding_std, rankme
+from .probes import knn_accuracy, linear_probe, nb_accuracy
 
-PROTOCOLS = ("knn", "linear", "rankme", "raw_knn")
+PROTOCOLS = ("knn", "linear", "nb", "fewshot", "layers", "rankme", "raw_knn")
+DEFAULT_PROTOCOLS = ("knn", "linear", "rankme", "raw_knn")
 
 
 def train_test(source: DataSource):
@@ -24,35 +28,76 @@ def train_test(source: DataSource):
     return train, test, "stratified 20% holdout"
 
 
-def evaluate_encoder(encoder: nn.Module, source: DataSource,
-                     protocols: list[str] | tuple[str, ...] = ("knn", "linear", "rankme"),
-                     k: int = 200, temperature: float = 0.1, bf16: bool = False) -> dict[str, Any]:
-    """Frozen-feature evaluation. Returns a dict ready for eval.json."""
+def check_protocols(protocols) -> None:
     unknown = sorted(set(protocols) - set(PROTOCOLS))
     if unknown:
         raise ValueError(f"unknown protocol(s) {unknown}; valid: {', '.join(PROTOCOLS)}")
+
+
+def evaluate_encoder(encoder: nn.Module, source: DataSource,
+                     protocols: list[str] | tuple[str, ...] = ("knn", "linear", "rankme"),
+                     k: int = 200, temperature: float = 0.1, bf16: bool = False,
+                     preprocessing: Preprocessing | None = None,
+                     projector: nn.Module | None = None) -> dict[str, Any]:
+    """Frozen-feature evaluation. Returns a dict ready for eval.json.
+
+    Features go through the encoder's own preprocessing unless ``preprocessing`` overrides it
+    (recorded either way). ``projector`` adds the post-projection features to ``layers``.
+    """
+    check_protocols(protocols)
     train, test, split_kind = train_test(source)
     if train.labels is None:
         raise ValueError(f"{source.name} has no labels: only label-free monitors can run")
+    pre = preprocessing or encoder.preprocessing
     t0 = time.perf_counter()
-    tr_x, tr_y = extract_features(encoder, train, bf16=bf16)
-    te_x, te_y = extract_features(encoder, test, bf16=bf16)
+    if "layers" in protocols:
+        # one pass gives every stage; the last stage pooled is the encoder's own output
+        tr_layers, tr_y = layer_features(encoder, train, projector, pre, bf16=bf16)
+        te_layers, te_y = layer_features(encoder, test, projector, pre, bf16=bf16)
+        last = "layer4" if "layer4" in tr_layers else "features"
+        tr_x, te_x = tr_layers[last], te_layers[last]
+    else:
+        tr_x, tr_y = extract_features(encoder, train, bf16=bf16, preprocessing=pre)
+        te_x, te_y = extract_features(encoder, test, bf16=bf16, preprocessing=pre)
     out: dict[str, Any] = {
         "data": source.name, "split": split_kind, "n_train": int(len(tr_y)),
         "n_test": int(len(te_y)), "feature_dim": int(tr_x.shape[1]),
-        "preprocessing": encoder.preprocessing.to_dict(),
+        "preprocessing": pre.to_dict(),
+        "preprocessing_overridden": preprocessing is not None
+        and preprocessing != encoder.preprocessing,
     }
+    seconds = {"features": round(time.perf_counter() - t0, 2)}
+
+    def timed(name, fn):
+        t = time.perf_counter()
+        result = fn()
+        seconds[name] = round(time.perf_counter() - t, 2)
+        return result
+
     if "knn" in protocols:
-        out["knn_top1"] = knn_accuracy(tr_x, tr_y, te_x, te_y, k, temperature)
+        out["knn_top1"] = timed("knn", lambda: knn_accuracy(tr_x, tr_y, te_x, te_y, k,
+                                                            temperature))
         out["knn"] = {"k": k, "temperature": temperature}
     if "linear" in protocols:
-        out["linear_top1"] = linear_accuracy(tr_x, tr_y, te_x, te_y)
+        lin = timed("linear", lambda: linear_probe(tr_x, tr_y, te_x, te_y))
+        out["linear_top1"] = lin.pop("top1")
+        out["linear"] = lin
+    if "nb" in protocols:
+        out["nb_top1"] = timed("nb", lambda: nb_accuracy(tr_x, tr_y, te_x, te_y))
+    if "fewshot" in protocols:
+        out["fewshot"] = timed("fewshot", lambda: fewshot_curve(tr_x, tr_y, te_x, te_y))
+    if "layers" in protocols:
+        out["layers"] = timed("layers", lambda: layer_probes(tr_layers, tr_y, te_layers, te_y,
+                                                             k, temperature))
     if "rankme" in protocols:
         out["rankme"] = rankme(te_x)
+        out["embedding_std"] = embedding_std(te_x)
     if "raw_knn" in protocols:
-        size = encoder.preprocessing.input_size
-        rx, ry = raw_pixels(train, size)
-        qx, qy = raw_pixels(test, size)
-        out["raw_pixels_knn_top1"] = knn_accuracy(rx, ry, qx, qy, k, temperature)
+        def raw():
+            rx, ry = raw_pixels(train, pre.input_size)
+            qx, qy = raw_pixels(test, pre.input_size)
+            return knn_accuracy(rx, ry, qx, qy, k, temperature)
+        out["raw_pixels_knn_top1"] = timed("raw_knn", raw)
+    out["seconds"] = seconds
     out["eval_seconds"] = round(time.perf_counter() - t0, 1)
     return {k2: (float(v) if isinstance(v, np.floating) else v) for k2, v in out.items()}

@@ -1,0 +1,52 @@
+"""A table comparing runs: what each trained, for how long, and how its encoder scores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+COLUMNS = ("run", "method", "backbone", "budget", "steps", "knn", "linear", "nb", "rankme")
+
+
+def compare_rows(run_dirs: list[str | Path]) -> list[dict[str, Any]]:
+    """One row per run: config.yaml, encoder.json and eval.json summarized (None when absent)."""
+    rows = []
+    for d in map(Path, run_dirs):
+        if not (d / "config.yaml").is_file():
+            raise FileNotFoundError(f"{d / 'config.yaml'} not found: is {d} a selfsup run?")
+        cfg = yaml.safe_load((d / "config.yaml").read_text())
+        meta = json.loads((d / "encoder.json").read_text()) if (d / "encoder.json").is_file() \
+            else {}
+        ev = json.loads((d / "eval.json").read_text()) if (d / "eval.json").is_file() else {}
+        backbone = cfg.get("backbone")
+        if meta.get("backbone"):
+            backbone = meta["backbone"].get("arch", backbone)
+        budget = (cfg.get("time_budget") if cfg.get("time_budget")
+                  else f"{cfg['epochs']} epochs" if cfg.get("epochs") else None)
+        rows.append({"run": d.name, "method": cfg.get("method"), "backbone": backbone,
+                     "budget": budget, "steps": meta.get("steps"), "knn": ev.get("knn_top1"),
+                     "linear": ev.get("linear_top1"), "nb": ev.get("nb_top1"),
+                     "rankme": ev.get("rankme")})
+    return rows
+
+
+def format_cell(key: str, value: Any) -> str:
+    if value is None:
+        return "–"
+    if key in ("knn", "linear", "nb"):
+        return f"{100 * value:.2f}"
+    if key == "rankme":
+        return f"{value:.1f}"
+    return str(value)
+
+
+def markdown_table(rows: list[dict[str, Any]]) -> str:
+    """GitHub markdown; accuracies are test top-1 in %."""
+    header = ["run", "method", "backbone", "budget", "steps", "kNN %", "linear %",
+              "naive Bayes %", "RankMe"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(format_cell(k, r[k]) for k in COLUMNS) + " |" for r in rows]
+    return "\n".join(lines) + "\n"

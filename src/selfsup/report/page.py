@@ -1,0 +1,172 @@
+"""``report.html``: one self-contained page per run (every figure embedded as a PNG data URI)."""
+
+from __future__ import annotations
+
+import html
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from sklearn.decomposition import PCA
+from sklearn.manifold import TSNE
+
+from ..backbones.io import load_encoder
+from ..data import Split, load_source
+from ..data.split import in_memory_split
+from ..evaluate.features import extract_features
+from ..evaluate.suite import train_test
+from ..train.checkpoint_io import atomic_write
+from . import plots
+
+MAPS = ("pca", "tsne")
+MAP_POINTS = 2000  # test images drawn in the embedding map
+NEIGHBOUR_POOL = 10_000  # training images searched for nearest neighbours
+QUERIES, NEIGHBOURS = 8, 8
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "metrics.jsonl"
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue  # a line cut short by a kill; the rest of the log still reads
+    return rows
+
+
+def sample_images(split: Split, n: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
+    """A fixed random subset of a split: uint8 images (n, C, H, W) and labels (n,)."""
+    idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:n]
+    if split.images is not None:
+        return split.images[idx], split.labels[idx.numpy()]
+    items = [it for it in (split.dataset[int(i)] for i in idx) if it is not None]
+    return (torch.stack([im for im, _ in items]),
+            np.array([label for _, label in items], dtype=np.int64))
+
+
+def embedding_figures(run_dir: Path, data: str | None, how: str) -> dict[str, str]:
+    """The embedding map and the nearest-neighbour grid, from the run's encoder and data."""
+    encoder = load_encoder(run_dir)
+    pre = encoder.preprocessing
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    source = load_source(data or cfg["data"], channels=pre.channels, image_size=pre.input_size)
+    train, test, _ = train_test(source)
+    if test.labels is None:
+        return {}
+    q_img, q_y = sample_images(test, MAP_POINTS, seed=0)
+    t_img, t_y = sample_images(train, NEIGHBOUR_POOL, seed=0)
+    q_x, _ = extract_features(encoder, in_memory_split(q_img, q_y))  # (n, D)
+    t_x, _ = extract_features(encoder, in_memory_split(t_img, t_y))
+    if how == "tsne":
+        points = TSNE(2, init="pca", perplexity=min(30.0, (len(q_x) - 1) / 3),
+                      random_state=0).fit_transform(q_x)
+    else:
+        points = PCA(2, random_state=0).fit_transform(q_x)
+    how_label = "t-SNE" if how == "tsne" else "PCA"
+    figs = {"map": plots.to_png(plots.embedding_map(points, q_y, how_label, source.classes))}
+    sim = F.normalize(torch.from_numpy(q_x[:QUERIES]), dim=1) @ F.normalize(
+        torch.from_numpy(t_x), dim=1).T  # (QUERIES, pool)
+    nn_idx = sim.topk(min(NEIGHBOURS, len(t_x)), dim=1).indices.numpy()  # (QUERIES, k)
+    figs["neighbours"] = plots.to_png(plots.neighbour_grid(
+        q_img[:QUERIES].numpy(), q_y[:QUERIES], t_img.numpy()[nn_idx], t_y[nn_idx]))
+    return figs
+
+
+def _section(title: str, png: str | None, note: str = "") -> str:
+    body = (f'<img src="data:image/png;base64,{png}" alt="{html.escape(title)}">' if png
+            else "")
+    note_html = f'<p class="note">{note}</p>' if note else ""
+    return f"<section><h2>{html.escape(title)}</h2>{body}{note_html}</section>"
+
+
+def _summary(cfg: dict, meta: dict, ev: dict) -> str:
+    rows = [("method", cfg.get("method")), ("data", cfg.get("data")),
+            ("backbone", cfg.get("backbone")), ("steps", meta.get("steps")),
+            ("budget", cfg.get("time_budget") or f"{cfg.get('epochs')} epochs")]
+    if meta.get("selected_by"):
+        rows.append(("encoder", f"selected by {meta['selected_by']} at step {meta.get('step')}"))
+    for key, label in plots.PROBES:
+        if key in ev:
+            rows.append((f"{label} top-1", f"{100 * ev[key]:.2f}%"))
+    if "linear" in ev and "C" in ev["linear"]:
+        rows.append(("linear probe C", ev["linear"]["C"]))
+    if "rankme" in ev:
+        rows.append(("RankMe (test features)", f"{ev['rankme']:.1f} of {ev.get('feature_dim')}"))
+    cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
+                    for k, v in rows)
+    return f"<table>{cells}</table>"
+
+
+STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
+section{display:inline-block;vertical-align:top;margin:0 1.5em 1.5em 0}
+h2{font-size:1.05em;margin:.2em 0}img{max-width:100%}table{border-collapse:collapse}
+th,td{padding:2px 10px;text-align:left;border-bottom:1px solid #ddd}.note{color:#777}"""
+
+
+def write_report(run_dir: str | Path, data: str | None = None, embedding_map: str = "pca"
+                 ) -> Path:
+    """Write ``RUN_DIR/report.html``: training curves (loss, learning rate, RankMe), probe
+    accuracies, the few-shot curve and layer study when eval.json holds them, an embedding map
+    and a nearest-neighbour grid. Returns the path."""
+    if embedding_map not in MAPS:
+        raise ValueError(f"unknown embedding map {embedding_map!r}; valid: {', '.join(MAPS)}")
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.yaml").is_file():
+        raise FileNotFoundError(f"{run_dir / 'config.yaml'} not found: is {run_dir} a selfsup "
+                                "run?")
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    meta_path = run_dir / "encoder.json"
+    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
+    ev_path = run_dir / "eval.json"
+    ev = json.loads(ev_path.read_text()) if ev_path.is_file() else {}
+    rows = read_metrics(run_dir)
+    steps = [r for r in rows if r.get("loss") is not None]
+    ranks = [r for r in rows if "rankme" in r]
+    run = f"selfsup evaluate {run_dir}"
+    sections = [
+        _section("Loss", plots.to_png(plots.curve(steps, "loss", "Loss", "training loss"))
+                 if steps else None, "" if steps else "no steps logged"),
+        _section("Learning rate", plots.to_png(plots.curve(steps, "lr", "Learning rate", "lr"))
+                 if steps else None, "" if steps else "no steps logged"),
+        _section("RankMe", plots.to_png(plots.curve(ranks, "rankme", "RankMe",
+                                                    "effective rank (probe subset)"))
+                 if ranks else None, "" if ranks else "RankMe was not monitored in this run"),
+    ]
+    if any(k in ev for k, _ in plots.PROBES):
+        sections.append(_section("Probe accuracy", plots.to_png(plots.probe_bars(ev))))
+    else:
+        sections.append(_section("Probe accuracy", None, f"no eval.json yet: {run}"))
+    if "fewshot" in ev:
+        sections.append(_section("Few-shot accuracy", plots.to_png(
+            plots.fewshot_plot(ev["fewshot"]))))
+    else:
+        sections.append(_section("Few-shot accuracy", None,
+                                 f"not evaluated: {run} --protocol fewshot"))
+    if "layers" in ev:
+        sections.append(_section("Probe accuracy by layer",
+                                 plots.to_png(plots.layer_bars(ev["layers"]))))
+    if meta:
+        figs = embedding_figures(run_dir, data, embedding_map)
+        how = "t-SNE" if embedding_map == "tsne" else "PCA"
+        sections.append(_section("Embedding map", figs.get("map"),
+                                 f"{how} of up to {MAP_POINTS} test images, coloured by label"))
+        sections.append(_section("Nearest neighbours", figs.get("neighbours"),
+                                 f"{QUERIES} test queries and their nearest training images "
+                                 "(cosine); green: same label, red: another"))
+    title = f"selfsup report: {run_dir.name}"
+    page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
+            f"</title><style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
+            f"{_summary(cfg, meta, ev)}{''.join(sections)}<p class='note'>written "
+            f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}</p></body></html>")
+    out = run_dir / "report.html"
+    atomic_write(out, lambda f: f.write(page.encode()))
+    out.chmod(0o644)  # the temp file's private mode would keep a web server from serving it
+    return out

@@ -1,0 +1,109 @@
+"""Every method at the same budget, several seeds: kNN and linear top-1 next to raw pixels.
+
+One `selfsup pretrain` per (method, seed), one at a time, each into
+``runs/methods/<data>-<budget>/<method>-s<seed>``. A run whose eval.json exists is reused, not
+retrained, so a sweep longer than one sitting can be run in pieces (same command again) and the
+table rebuilt from what is there. A run directory without eval.json (interrupted) is trained
+again from scratch into a fresh directory beside it.
+
+Issue 6's tables (each about (budget + 1 minute) x methods x seeds of wall time):
+    python benchmarks/methods_table.py --budget 10m --seeds 0 1 2 \
+        --methods simclr dcl dclw moco mochi isogclr groco gsimclr
+    python benchmarks/long_tail.py --out data/fashion-mnist-lt100.npz
+    python benchmarks/methods_table.py --data data/fashion-mnist-lt100.npz --budget 10m \
+        --seeds 0 1 2 --methods simclr isogclr
+MoCHi vs MoCo at equal budget is the first table's moco and mochi rows.
+A quick check (seconds, nothing appended):
+    python benchmarks/methods_table.py --data digits --budget 5s --seeds 0 \
+        --methods simclr dcl --root /tmp/methods-check --no-append
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import selfsup
+
+sys.path.insert(0, str(Path(__file__).parent))
+from results_md import append_table, save_json  # noqa: E402
+
+
+def run_dir_for(root: Path, method: str, seed: int) -> Path:
+    return root / f"{method}-s{seed}"
+
+
+def train_or_reuse(method: str, seed: int, data: str, budget: str, root: Path) -> dict:
+    run_dir = run_dir_for(root, method, seed)
+    if not (run_dir / "eval.json").is_file():
+        if run_dir.exists():  # interrupted: keep it, train beside it
+            stale = run_dir.with_name(run_dir.name + "-interrupted")
+            print(f"{run_dir} has no eval.json; moved to {stale}", flush=True)
+            run_dir.rename(stale)
+        selfsup.pretrain(method, data, time_budget=budget, seed=seed, run_dir=str(run_dir),
+                         progress=False)
+    ev = json.loads((run_dir / "eval.json").read_text())
+    metrics = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = max((m["step"] for m in metrics if "step" in m), default=0)
+    return {"method": method, "seed": seed, "run_dir": str(run_dir), "steps": steps,
+            "knn": ev["knn_top1"], "linear": ev["linear_top1"], "raw_knn": ev["raw_pixels_knn_top1"],
+            "rankme": ev.get("rankme")}
+
+
+def mean_std(values: list[float]) -> str:
+    std = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
+    return f"{statistics.mean(values):.2f}{std}"
+
+
+def table(records: list[dict], methods: list[str]) -> list[list]:
+    """One row per method: kNN and linear mean ± std, raw-pixel kNN, whether every seed beat it."""
+    rows = []
+    for method in methods:
+        mine = [r for r in records if r["method"] == method]
+        knn = [100 * r["knn"] for r in mine]
+        raw = 100 * mine[0]["raw_knn"]
+        rows.append([method, len(mine), mean_std(knn),
+                     mean_std([100 * r["linear"] for r in mine]),
+                     ", ".join(f"{x:.2f}" for x in knn), f"{raw:.2f}",
+                     "yes" if all(x > raw for x in knn) else "no",
+                     f"{statistics.mean(r['steps'] for r in mine):.0f}"])
+    return rows
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--methods", nargs="+", required=True)
+    p.add_argument("--data", default="fashion-mnist")
+    p.add_argument("--budget", default="10m", help="time budget per run (default 10m)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--root", help="default: runs/methods/<data>-<budget>")
+    p.add_argument("--no-append", action="store_true", help="print only; leave RESULTS.md alone")
+    a = p.parse_args(argv)
+    root = Path(a.root or f"runs/methods/{Path(a.data).stem}-{a.budget}")
+    root.mkdir(parents=True, exist_ok=True)
+    records = []
+    for seed in a.seeds:  # seed-major: a sweep cut short still has every method once
+        for method in a.methods:
+            records.append(train_or_reuse(method, seed, a.data, a.budget, root))
+            print(records[-1], flush=True)
+    header = ["method", "seeds", "kNN top-1 % (mean ± std)", "linear top-1 % (mean ± std)",
+              "kNN per seed", "raw-pixel kNN %", "beats raw pixels (every seed)", "steps (mean)"]
+    rows = table(records, a.methods)
+    for row in [header, *rows]:
+        print(" | ".join(str(c) for c in row))
+    if a.no_append:
+        return records
+    save_json("methods-table", records)
+    append_table(f"Methods at equal budget: {a.data}, {a.budget} per run, CPU", header, rows,
+                 "`selfsup pretrain --method M --seed S --time-budget B` with each method's "
+                 "recipe, one run at a time; kNN k=200, T=0.1 and linear (C on a validation "
+                 f"split) on the test split; runs in {root}")
+    return records
+
+
+if __name__ == "__main__":
+    main()

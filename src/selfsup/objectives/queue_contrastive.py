@@ -5,6 +5,7 @@ mixing. The queue itself (and the momentum encoder that fills it) is a method co
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -46,15 +47,23 @@ class QueueInfoNCE(nn.Module):
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor) -> torch.Tensor:
         """q: (B, D) queries, k: (B, D) their positive keys, queue: (K, D); a scalar loss."""
+        return self.queue_loss(q, k, queue)
+
+    def queue_loss(self, q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor,
+                   extra_negatives: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+                   | None = None) -> torch.Tensor:
+        """The loss above; ``extra_negatives(q, queue)`` (unit-norm inputs) may add (B, M)
+        negative similarities to each query's denominator (MoCHi's synthetic negatives)."""
         check_queue_inputs(q, k, queue)
         q = loss_precision(q)
         k, queue = k.to(q.dtype), queue.to(q.dtype)
         with torch.autocast(device_type=q.device.type, enabled=False):
             q = F.normalize(q, dim=1)
             k, queue = F.normalize(k.detach(), dim=1), F.normalize(queue.detach(), dim=1)
-            positive = (q * k).sum(dim=1, keepdim=True)  # (B, 1)
-            negatives = q @ queue.T  # (B, K)
-            logits = torch.cat((positive, negatives), dim=1) / self.temperature
+            columns = [(q * k).sum(dim=1, keepdim=True), q @ queue.T]  # (B, 1), (B, K)
+            if extra_negatives is not None:
+                columns.append(extra_negatives(q, queue))  # (B, M)
+            logits = torch.cat(columns, dim=1) / self.temperature
             return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long,
                                                        device=q.device))
 
@@ -120,7 +129,7 @@ def mix_hard_negatives(q: torch.Tensor, queue: torch.Tensor, n_hard: int, n_mixe
     return HardNegatives(vectors, hard, pairs, alpha, partners, beta)
 
 
-class MoCHi(nn.Module):
+class MoCHi(QueueInfoNCE):
     """MoCo's queue InfoNCE with synthesized hard negatives (Kalantidis et al. 2020, "Hard
     Negative Mixing for Contrastive Learning")::
 
@@ -134,29 +143,19 @@ class MoCHi(nn.Module):
 
     def __init__(self, temperature: float = 0.2, n_hard: int = 256, n_mixed: int = 256,
                  n_query_mixed: int = 64) -> None:
-        super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
+        super().__init__(temperature)
         if n_hard < 1 or n_mixed < 0 or n_query_mixed < 0:
             raise ValueError(f"need n_hard >= 1 and n_mixed, n_query_mixed >= 0, got "
                              f"{n_hard}, {n_mixed}, {n_query_mixed}")
-        self.temperature = temperature
         self.n_hard, self.n_mixed, self.n_query_mixed = n_hard, n_mixed, n_query_mixed
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor,
                 generator: torch.Generator | None = None) -> torch.Tensor:
         """q: (B, D) queries, k: (B, D) positive keys, queue: (K, D); a scalar loss."""
-        check_queue_inputs(q, k, queue)
-        q = loss_precision(q)
-        k, queue = k.to(q.dtype), queue.to(q.dtype)
-        with torch.autocast(device_type=q.device.type, enabled=False):
-            q = F.normalize(q, dim=1)
-            k, queue = F.normalize(k.detach(), dim=1), F.normalize(queue.detach(), dim=1)
+
+        def mixed(q: torch.Tensor, queue: torch.Tensor) -> torch.Tensor:  # (B, s + s')
             synthetic = mix_hard_negatives(q, queue, self.n_hard, self.n_mixed,
                                            self.n_query_mixed, generator).vectors
-            positive = (q * k).sum(dim=1, keepdim=True)  # (B, 1)
-            negatives = q @ queue.T  # (B, K)
-            mixed = torch.einsum("bd,bsd->bs", q, synthetic)  # (B, s + s')
-            logits = torch.cat((positive, negatives, mixed), dim=1) / self.temperature
-            return F.cross_entropy(logits, torch.zeros(len(q), dtype=torch.long,
-                                                       device=q.device))
+            return torch.einsum("bd,bsd->bs", q, synthetic)
+
+        return self.queue_loss(q, k, queue, mixed)

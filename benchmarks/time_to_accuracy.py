@@ -5,14 +5,18 @@ protocol (selfsup.evaluate: cosine, k=200, T=0.1, 60k train / 10k test). selfsup
 `selfsup.pretrain(time_budget=...)` with its defaults; lightly runs its documented SimCLR recipe
 (SimCLRTransform, projection head 512-512-128, NT-Xent T=0.5, SGD lr 0.06, fp32) in a plain
 loop with the best DataLoader worker count of benchmarks/throughput.py, stopped at the budget.
-The runs go one after another (never two at once: 2 cores).
+The runs go one after another (never two at once: 2 cores). Each (library, seed) result is kept
+in ``runs/time-to-accuracy/<backbone>-<budget>-b<batch>/<library>-s<seed>.json`` and reused, so
+the seeds can be run over several sittings with the same command and the table rebuilt whole.
 
     python benchmarks/time_to_accuracy.py --budget 10m --seeds 0 1 2
+    python benchmarks/time_to_accuracy.py --budget 10m --seeds 0 1 2 --backbone resnet18
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import sys
 import tempfile
@@ -53,6 +57,17 @@ def run_lightly(seed: int, seconds: float, backbone: str, batch: int, workers: i
     return {"knn_top1": scores["knn_top1"], "steps": steps}
 
 
+def cached(path: Path, run) -> dict:
+    """The result stored at ``path``, or ``run()``'s, stored there first."""
+    if path.is_file():
+        print(f"reusing {path}", flush=True)
+        return json.loads(path.read_text())
+    result = run()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result))
+    return result
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -60,17 +75,21 @@ def main() -> None:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--backbone", default=CPU_DEFAULT)
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--root", help="default: runs/time-to-accuracy/<backbone>-<budget>-b<batch>")
     p.add_argument("--lightly-workers", type=int, default=0,
                    help="lightly DataLoader workers (0 was its best for resnet10w32 here: "
                    "325 vs 316 vs 296 images/s for 0/1/2, benchmarks/throughput.py)")
     a = p.parse_args()
     seconds = parse_duration(a.budget)
+    root = Path(a.root or f"runs/time-to-accuracy/{a.backbone}-{a.budget}-b{a.batch_size}")
     results: dict[str, list[dict]] = {"selfsup": [], "lightly": []}
     for seed in a.seeds:  # alternate the libraries so drift of the machine hits both
-        results["selfsup"].append(run_selfsup(seed, a.budget, a.backbone, a.batch_size))
+        results["selfsup"].append(cached(root / f"selfsup-s{seed}.json", lambda: run_selfsup(
+            seed, a.budget, a.backbone, a.batch_size)))
         print("selfsup", seed, results["selfsup"][-1], flush=True)
-        results["lightly"].append(run_lightly(seed, seconds, a.backbone, a.batch_size,
-                                              a.lightly_workers))
+        results["lightly"].append(cached(root / f"lightly-w{a.lightly_workers}-s{seed}.json",
+                                         lambda: run_lightly(seed, seconds, a.backbone,
+                                                             a.batch_size, a.lightly_workers)))
         print("lightly", seed, results["lightly"][-1], flush=True)
     rows = []
     for lib, runs in results.items():

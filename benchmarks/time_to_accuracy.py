@@ -94,8 +94,8 @@ def main() -> None:
     rows = []
     for lib, runs in results.items():
         accs = [100 * r["knn_top1"] for r in runs]
-        std = statistics.stdev(accs) if len(accs) > 1 else 0.0
-        rows.append([lib, len(accs), f"{statistics.mean(accs):.2f} ± {std:.2f}",
+        std = f" ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
+        rows.append([lib, len(accs), f"{statistics.mean(accs):.2f}{std}",
                      ", ".join(f"{x:.2f}" for x in accs),
                      f"{statistics.mean(r['steps'] for r in runs):.0f}"])
     save_json("time_to_accuracy", results)

@@ -49,8 +49,8 @@ def train_or_reuse(method: str, seed: int, data: str, budget: str, root: Path) -
     metrics = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     steps = max((m["step"] for m in metrics if "step" in m), default=0)
     return {"method": method, "seed": seed, "run_dir": str(run_dir), "steps": steps,
-            "knn": ev["knn_top1"], "linear": ev["linear_top1"], "raw_knn": ev["raw_pixels_knn_top1"],
-            "rankme": ev.get("rankme")}
+            "knn": ev["knn_top1"], "linear": ev["linear_top1"],
+            "raw_knn": ev["raw_pixels_knn_top1"], "rankme": ev.get("rankme")}
 
 
 def mean_std(values: list[float]) -> str:

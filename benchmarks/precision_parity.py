@@ -57,9 +57,11 @@ def main() -> None:
     for precision in PRECISIONS:
         mine = [r for r in runs if r["precision"] == precision]
         accs = [100 * r["knn_top1"] for r in mine]
-        rows.append(["fp32" if precision == "32" else precision, len(mine), mean_std(accs), ", ".join(f"{x:.2f}" for x in accs),
-                     mine[0]["steps"], f"{statistics.mean(r['seconds'] for r in mine):.0f}"])
-    gaps = [100 * (b["knn_top1"] - f["knn_top1"]) for b, f in zip(runs[::2], runs[1::2])]
+        rows.append(["fp32" if precision == "32" else precision, len(mine), mean_std(accs),
+                     ", ".join(f"{x:.2f}" for x in accs), mine[0]["steps"],
+                     f"{statistics.mean(r['seconds'] for r in mine):.0f}"])
+    pairs = zip(runs[::2], runs[1::2], strict=True)  # (bf16, fp32) of one seed
+    gaps = [100 * (b["knn_top1"] - f["knn_top1"]) for b, f in pairs]
     rows.append(["bf16 − fp32 (paired by seed)", len(gaps), mean_std(gaps),
                  ", ".join(f"{g:+.2f}" for g in gaps), "", ""])
     print("\n".join(" | ".join(str(c) for c in row) for row in rows))

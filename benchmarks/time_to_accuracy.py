@@ -84,12 +84,13 @@ def main() -> None:
     root = Path(a.root or f"runs/time-to-accuracy/{a.backbone}-{a.budget}-b{a.batch_size}")
     results: dict[str, list[dict]] = {"selfsup": [], "lightly": []}
     for seed in a.seeds:  # alternate the libraries so drift of the machine hits both
-        results["selfsup"].append(cached(root / f"selfsup-s{seed}.json", lambda: run_selfsup(
-            seed, a.budget, a.backbone, a.batch_size)))
+        results["selfsup"].append(cached(root / f"selfsup-s{seed}.json", lambda seed=seed:
+                                         run_selfsup(seed, a.budget, a.backbone, a.batch_size)))
         print("selfsup", seed, results["selfsup"][-1], flush=True)
         results["lightly"].append(cached(root / f"lightly-w{a.lightly_workers}-s{seed}.json",
-                                         lambda: run_lightly(seed, seconds, a.backbone,
-                                                             a.batch_size, a.lightly_workers)))
+                                         lambda seed=seed: run_lightly(
+                                             seed, seconds, a.backbone, a.batch_size,
+                                             a.lightly_workers)))
         print("lightly", seed, results["lightly"][-1], flush=True)
     rows = []
     for lib, runs in results.items():

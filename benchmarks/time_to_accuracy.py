@@ -6,7 +6,8 @@ protocol (selfsup.evaluate: cosine, k=200, T=0.1, 60k train / 10k test). selfsup
 (SimCLRTransform, projection head 512-512-128, NT-Xent T=0.5, SGD lr 0.06, fp32) in a plain
 loop with the best DataLoader worker count of benchmarks/throughput.py, stopped at the budget.
 The runs go one after another (never two at once: 2 cores). Each (library, seed) result is kept
-in ``runs/time-to-accuracy/<backbone>-<budget>-b<batch>/<library>-s<seed>.json`` and reused, so
+in ``runs/time-to-accuracy/<backbone>-<budget>-b<batch>/`` (``selfsup-s<seed>.json``,
+``lightly-w<workers>-s<seed>.json``) and reused, so
 the seeds can be run over several sittings with the same command and the table rebuilt whole.
 
     python benchmarks/time_to_accuracy.py --budget 10m --seeds 0 1 2
@@ -21,6 +22,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -57,7 +59,7 @@ def run_lightly(seed: int, seconds: float, backbone: str, batch: int, workers: i
     return {"knn_top1": scores["knn_top1"], "steps": steps}
 
 
-def cached(path: Path, run) -> dict:
+def cached(path: Path, run: Callable[[], dict]) -> dict:
     """The result stored at ``path``, or ``run()``'s, stored there first."""
     if path.is_file():
         print(f"reusing {path}", flush=True)

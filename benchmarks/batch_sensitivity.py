@@ -24,7 +24,7 @@ from pathlib import Path
 import selfsup
 
 sys.path.insert(0, str(Path(__file__).parent))
-from results_md import append_table, save_json  # noqa: E402
+from results_md import append_table, mean_std, save_json  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -86,8 +86,7 @@ def table(records: list[dict], methods: list[str], batches: list[int],
                 xs = [100 * r[f"{name}_top1"] for r in records
                       if r["method"] == method and r["batch"] == batch]
                 means.append(statistics.mean(xs))
-                sd = f" ± {statistics.stdev(xs):.2f}" if len(xs) > 1 else ""
-                cells.append(f"{means[-1]:.2f}{sd}")
+                cells.append(mean_std(xs))
             spreads.append(f"{max(means) - min(means):.2f}")
         seeds = len({r["seed"] for r in records if r["method"] == method})
         rows.append([method, *cells, *spreads, seeds])

@@ -29,7 +29,7 @@ from pathlib import Path
 import selfsup
 
 sys.path.insert(0, str(Path(__file__).parent))
-from results_md import append_table, save_json  # noqa: E402
+from results_md import append_table, mean_std, save_json  # noqa: E402
 
 
 def run_dir_for(root: Path, method: str, seed: int) -> Path:
@@ -51,11 +51,6 @@ def train_or_reuse(method: str, seed: int, data: str, budget: str, root: Path) -
     return {"method": method, "seed": seed, "run_dir": str(run_dir), "steps": steps,
             "knn": ev["knn_top1"], "linear": ev["linear_top1"],
             "raw_knn": ev["raw_pixels_knn_top1"], "rankme": ev.get("rankme")}
-
-
-def mean_std(values: list[float]) -> str:
-    std = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
-    return f"{statistics.mean(values):.2f}{std}"
 
 
 def table(records: list[dict], methods: list[str]) -> list[list]:

@@ -22,7 +22,7 @@ from pathlib import Path
 import selfsup
 
 sys.path.insert(0, str(Path(__file__).parent))
-from results_md import append_table, save_json  # noqa: E402
+from results_md import append_table, mean_std, save_json  # noqa: E402
 
 PRECISIONS = ("bf16", "32")
 
@@ -33,11 +33,6 @@ def run_one(precision: str, seed: int, data: str, epochs: int) -> dict:
                                eval_protocols=["knn"], run_dir=f"{tmp}/run", progress=False)
     return {"precision": precision, "seed": seed, "knn_top1": run.eval["knn_top1"],
             "steps": run.steps, "seconds": run.seconds}
-
-
-def mean_std(values: list[float]) -> str:
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{statistics.mean(values):.2f} ± {std:.2f}"
 
 
 def main() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import platform
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -44,6 +45,12 @@ def append_table(title: str, header: list[str], rows: list[list], notes: str = "
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
     with RESULTS.open("a") as f:
         f.write("\n".join(lines) + "\n")
+
+
+def mean_std(values: list[float]) -> str:
+    """"mean ± std" to two decimals; the mean alone for a single value."""
+    std = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
+    return f"{statistics.mean(values):.2f}{std}"
 
 
 def save_json(name: str, payload) -> Path:

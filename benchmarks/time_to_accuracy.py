@@ -7,8 +7,8 @@ protocol (selfsup.evaluate: cosine, k=200, T=0.1, 60k train / 10k test). selfsup
 loop with the best DataLoader worker count of benchmarks/throughput.py, stopped at the budget.
 The runs go one after another (never two at once: 2 cores). Each (library, seed) result is kept
 in ``runs/time-to-accuracy/<backbone>-<budget>-b<batch>/`` (``selfsup-s<seed>.json``,
-``lightly-w<workers>-s<seed>.json``) and reused, so
-the seeds can be run over several sittings with the same command and the table rebuilt whole.
+``lightly-w<workers>-s<seed>.json``) and reused, so the seeds can be run over several sittings
+with the same command and the table rebuilt whole.
 
     python benchmarks/time_to_accuracy.py --budget 10m --seeds 0 1 2
     python benchmarks/time_to_accuracy.py --budget 10m --seeds 0 1 2 --backbone resnet18
@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from results_md import append_table, save_json  # noqa: E402
+from results_md import append_table, mean_std, save_json  # noqa: E402
 from training_step import endless, fashion_mnist_loader, lightly_step  # noqa: E402
 
 import selfsup  # noqa: E402
@@ -97,8 +97,7 @@ def main() -> None:
     rows = []
     for lib, runs in results.items():
         accs = [100 * r["knn_top1"] for r in runs]
-        std = f" ± {statistics.stdev(accs):.2f}" if len(accs) > 1 else ""
-        rows.append([lib, len(accs), f"{statistics.mean(accs):.2f}{std}",
+        rows.append([lib, len(accs), mean_std(accs),
                      ", ".join(f"{x:.2f}" for x in accs),
                      f"{statistics.mean(r['steps'] for r in runs):.0f}"])
     save_json("time_to_accuracy", results)

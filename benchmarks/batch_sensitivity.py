@@ -3,6 +3,8 @@
 Pretrains SimCLR (NT-Xent) and DCL with everything else equal, at each batch size and seed, for
 the same fixed time budget, then scores each encoder with kNN (and linear if asked). Runs go one
 at a time; the table goes to RESULTS.md with the spread (best minus worst batch) per method.
+Each result is kept in ``runs/batch-sensitivity/<data>-<budget>/`` and reused, so the seeds can
+be run over several sittings.
 
 Example (the run behind RESULTS.md's table; about 2 x 3 x budget x seeds of wall time):
     python benchmarks/batch_sensitivity.py --budget 3m --batch 32 --batch 64 --batch 256 \
@@ -24,7 +26,7 @@ from pathlib import Path
 import selfsup
 
 sys.path.insert(0, str(Path(__file__).parent))
-from results_md import append_table, mean_std, save_json  # noqa: E402
+from results_md import append_table, cached, mean_std, save_json  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -44,22 +46,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     a = p.parse_args(argv)
     batches, seeds = a.batch or [32, 64, 256], a.seed or [0]
     protocols = a.protocols.split(",")
+    # each (method, batch, seed) result is kept here and reused by the same command later
+    cache = Path(a.runs) / f"{Path(a.data).stem}-{a.budget}"
     records = []
     for method in a.methods:
         for batch in batches:
             for seed in seeds:
-                run_dir = Path(a.runs) / f"{method}-b{batch}-s{seed}-{int(time.time())}"
-                t0 = time.perf_counter()
-                run = selfsup.pretrain(method, a.data, time_budget=a.budget, batch_size=batch,
-                                       seed=seed, run_dir=str(run_dir), evaluate_after=False)
-                scores = selfsup.evaluate(run.dir, protocols=protocols)
-                records.append({"method": method, "batch": batch, "seed": seed,
-                                "steps": run.steps, "wall_s": time.perf_counter() - t0,
-                                **{f"{name}_top1": scores[f"{name}_top1"]
-                                   for name in protocols if f"{name}_top1" in scores}})
+                name = f"{method}-b{batch}-s{seed}-{'+'.join(protocols)}.json"
+                records.append(cached(cache / name, lambda method=method, batch=batch, seed=seed:
+                                      measure(method, batch, seed, a, protocols)))
                 print(records[-1], flush=True)
-                if not a.keep_runs:
-                    shutil.rmtree(run_dir, ignore_errors=True)
     rows = table(records, a.methods, batches, protocols)
     for row in rows:
         print(" | ".join(str(c) for c in row))
@@ -72,6 +68,22 @@ def main(argv: list[str] | None = None) -> list[dict]:
             "top-1 %, mean ± sd over seeds; spread = best minus worst batch size's mean; "
             "lr scaled linearly with batch (the library's rule), same recipe for both methods")
     return records
+
+
+def measure(method: str, batch: int, seed: int, a: argparse.Namespace,
+            protocols: list[str]) -> dict:
+    """Pretrain one (method, batch, seed) for the budget and score its encoder."""
+    run_dir = Path(a.runs) / f"{method}-b{batch}-s{seed}-{int(time.time())}"
+    t0 = time.perf_counter()
+    run = selfsup.pretrain(method, a.data, time_budget=a.budget, batch_size=batch, seed=seed,
+                           run_dir=str(run_dir), evaluate_after=False)
+    scores = selfsup.evaluate(run.dir, protocols=protocols)
+    if not a.keep_runs:
+        shutil.rmtree(run_dir, ignore_errors=True)
+    return {"method": method, "batch": batch, "seed": seed, "steps": run.steps,
+            "wall_s": time.perf_counter() - t0,
+            **{f"{name}_top1": scores[f"{name}_top1"]
+               for name in protocols if f"{name}_top1" in scores}}
 
 
 def table(records: list[dict], methods: list[str], batches: list[int],

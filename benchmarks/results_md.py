@@ -9,6 +9,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 RESULTS = Path(__file__).with_name("RESULTS.md")
@@ -51,6 +52,18 @@ def mean_std(values: list[float]) -> str:
     """"mean ± std" to two decimals; the mean alone for a single value."""
     std = f" ± {statistics.stdev(values):.2f}" if len(values) > 1 else ""
     return f"{statistics.mean(values):.2f}{std}"
+
+
+def cached(path: Path, run: Callable[[], dict]) -> dict:
+    """The result stored at ``path``, or ``run()``'s, stored there first: a sweep cut short
+    keeps what it measured, and the same command later runs only what is missing."""
+    if path.is_file():
+        print(f"reusing {path}", flush=True)
+        return json.loads(path.read_text())
+    result = run()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result))
+    return result
 
 
 def save_json(name: str, payload) -> Path:

@@ -17,18 +17,16 @@ with the same command and the table rebuilt whole.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from results_md import append_table, mean_std, save_json  # noqa: E402
+from results_md import append_table, cached, mean_std, save_json  # noqa: E402
 from training_step import endless, fashion_mnist_loader, lightly_step  # noqa: E402
 
 import selfsup  # noqa: E402
@@ -57,17 +55,6 @@ def run_lightly(seed: int, seconds: float, backbone: str, batch: int, workers: i
     encoder = step.model["backbone"].eval()
     scores = evaluate_encoder(encoder, load_source("fashion-mnist"), ("knn",))
     return {"knn_top1": scores["knn_top1"], "steps": steps}
-
-
-def cached(path: Path, run: Callable[[], dict]) -> dict:
-    """The result stored at ``path``, or ``run()``'s, stored there first."""
-    if path.is_file():
-        print(f"reusing {path}", flush=True)
-        return json.loads(path.read_text())
-    result = run()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result))
-    return result
 
 
 def main() -> None:

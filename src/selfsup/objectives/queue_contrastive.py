@@ -160,9 +160,9 @@ def mixed_logits(q: torch.Tensor, queue: torch.Tensor, sims: torch.Tensor, m: Mi
 
     where the denominators (|h~|, |h'~|) carry no gradient and q.q uses a detached second q,
     so the gradient with respect to q is h_k and h'_k exactly as for the spelled-out vectors.
-    Writing (B, s + s', D) vectors per step and contracting them with q cost 18x MoCo's loss
-    time at B = 256, K = 4096, s = 256 on the CPU; this form reads only (B, s) cosines plus the
-    n_i.n_j products.
+    Writing (B, s + s', D) vectors per step and contracting them with q costs 19x MoCo's loss
+    time at B = 256, K = 4096, s = 256 on the CPU, this form 7x (``benchmarks/
+    queue_loss_speed.py``): it reads (B, s + s') cosines and computes only the n_i.n_j products.
     """
     a, b = m.alpha.to(sims.dtype), m.beta.to(sims.dtype)  # (B, s), (B, s')
     with torch.no_grad():

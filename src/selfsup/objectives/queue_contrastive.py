@@ -164,7 +164,7 @@ def mixed_logits(q: torch.Tensor, queue: torch.Tensor, sims: torch.Tensor, m: Mi
     time at B = 256, K = 4096, s = 256 on the CPU, this form 7x (``benchmarks/
     queue_loss_speed.py``): it reads (B, s + s') cosines and computes only the n_i.n_j products.
     """
-    a, b = m.alpha.to(sims.dtype), m.beta.to(sims.dtype)  # (B, s), (B, s')
+    a, b = m.alpha, m.beta  # (B, s), (B, s'), drawn in sims' dtype
     with torch.no_grad():
         cross = torch.einsum("bsd,bsd->bs", queue[m.pairs[..., 0]], queue[m.pairs[..., 1]])
         norm = (a**2 + (1 - a) ** 2 + 2 * a * (1 - a) * cross).clamp_min(1e-24).sqrt()  # (B, s)

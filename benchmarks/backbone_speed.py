@@ -18,6 +18,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from results_md import append_table, save_json  # noqa: E402
 
 from selfsup.backbones import build_backbone  # noqa: E402
+from selfsup.data.batch import as_batch  # noqa: E402
+from selfsup.data.spec import DataSpec  # noqa: E402
 from selfsup.methods import get_method  # noqa: E402
 from selfsup.train.optim import build_optimizer  # noqa: E402
 from selfsup.views import TwoCropViews  # noqa: E402
@@ -27,16 +29,18 @@ def pairs_per_second(backbone: str, batch: int, steps: int, bf16: bool, channels
                      ) -> float:
     torch.manual_seed(0)
     net = build_backbone(backbone, channels=1, input_size=28, mean=(0.286,), std=(0.353,))
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
-    method = get_method("simclr")(net, TwoCropViews(net.preprocessing))
+    if not channels_last:
+        net.channels_last = False
+        net = net.to(memory_format=torch.contiguous_format)
+    data = DataSpec("image", (1, 28, 28), 60_000, 10)
+    method = get_method("simclr")(net, TwoCropViews(net.preprocessing), data)
     opt = build_optimizer("lars", method, 0.3, 1e-6)
     images = torch.randint(0, 256, (batch, 1, 28, 28), dtype=torch.uint8)
     times = []
     for _ in range(steps + 2):
         t = time.perf_counter()
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = method.training_loss(images)["loss"]
+            loss = method.training_loss(as_batch(images))["loss"]
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

@@ -16,9 +16,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from selfsup.backbones import build_backbone
 from selfsup.data import load_source
+from selfsup.data.batch import Batch
+from selfsup.data.spec import DataSpec
 from selfsup.methods import get_method
 from selfsup.train.optim import build_optimizer
-from selfsup.views import TwoCropViews, ViewConfig
+from selfsup.views import ViewConfig, build_views
 
 # DataLoader's default prefetch_factor: batches each worker holds ready ahead of the consumer
 PREFETCH = 2
@@ -51,13 +53,12 @@ def selfsup_step(method: str, backbone: str, device: torch.device, *, bf16: bool
     cls = get_method(method)
     net = build_backbone(backbone, channels=1, input_size=input_size, mean=FMNIST_MEAN,
                          std=FMNIST_STD)
-    if channels_last:
-        net = net.to(memory_format=torch.channels_last)
+    if not channels_last:  # plain NCHW: the ResNet otherwise converts weights and inputs
+        net.channels_last = False
+        net = net.to(memory_format=torch.contiguous_format)
     view_cfg = ViewConfig(**{**cls.recipe.views.to_dict(), **(views or {})})
-    model = cls(net, TwoCropViews(net.preprocessing, view_cfg)).to(device)
-    if not channels_last:
-        # plain NCHW: bypass Method.encode, which converts its input to channels_last
-        object.__setattr__(model, "encode", model.backbone.__call__)
+    data = DataSpec("image", (1, input_size, input_size), 60_000, 10)
+    model = cls(net, build_views(net.preprocessing, view_cfg), data).to(device)
     opt = build_optimizer(cls.recipe.optimizer, model, cls.recipe.lr, cls.recipe.weight_decay)
     for group in opt.param_groups:
         if foreach is not None:
@@ -70,8 +71,10 @@ def selfsup_step(method: str, backbone: str, device: torch.device, *, bf16: bool
         # a uint8 batch, or a pair of float view batches a DataLoader already made
         x = (images.to(device, non_blocking=True) if torch.is_tensor(images)
              else [v.to(device, non_blocking=True) for v in images])
+        n = len(x) if torch.is_tensor(x) else len(x[0])
+        batch = Batch(x, None, torch.arange(n, device=device))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            loss = loss_fn(x)["loss"]
+            loss = loss_fn(batch)["loss"]
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)

@@ -16,11 +16,13 @@ from .backbones.io import load_encoder
 from .data import load_source
 from .evaluate import DEFAULT_PROTOCOLS, evaluate_encoder, load_projector, parse_preprocessing
 from .evaluate.embed import check_output, embed_source, write_embeddings
-from .evaluate.suite import check_protocols
+from .evaluate.products import check_protocols, get_product
+from .hardware import has_bf16
+from .methods import get_method
 from .report import write_report
+from .rundir import RunDir, atomic_write_text
 from .train import ConfigError, PretrainConfig, pretrain_run
-from .train.callbacks import has_bf16
-from .train.checkpoint_io import atomic_write
+from .train.config import read_config_file
 
 DEFAULT_BUDGET = "10m"
 
@@ -46,7 +48,8 @@ def evaluate(encoder: nn.Module | str | Path, data: str | None = None,
              preprocessing: str | None = None) -> dict[str, Any]:
     """Evaluate an encoder (or a run directory) on a source; the run's own data by default.
 
-    ``protocols``: any of knn, linear, nb, fewshot, layers, rankme, raw_knn. Features always go
+    ``protocols``: any of knn, linear, nb, fewshot, layers, rankme, raw_knn, finetune (the
+    default label fractions and budget of `finetune`; a run directory only). Features always go
     through the encoder's own preprocessing; ``preprocessing`` overrides it (``"none"`` or
     ``"size=32,mean=0.5,std=0.5"``, see `parse_preprocessing`) to measure what a mismatch costs.
 
@@ -60,7 +63,7 @@ def evaluate(encoder: nn.Module | str | Path, data: str | None = None,
     if not isinstance(encoder, nn.Module):
         run_dir = Path(encoder)
         encoder = load_encoder(run_dir)
-        own_data = yaml.safe_load((run_dir / "config.yaml").read_text())["data"]
+        own_data = yaml.safe_load(RunDir(run_dir).config.read_text())["data"]
         data = data or own_data
     if data is None:
         raise ValueError("give data= to evaluate a bare encoder")
@@ -71,36 +74,100 @@ def evaluate(encoder: nn.Module | str | Path, data: str | None = None,
         pre = parse_preprocessing(preprocessing, own, native_size=native)
     size = (pre or own).input_size
     source = load_source(data, channels=own.channels, image_size=size)
-    projector = load_projector(run_dir, encoder) if run_dir and "layers" in protocols else None
-    results = evaluate_encoder(encoder, source, protocols, k, temperature, bf16=has_bf16(),
-                               preprocessing=pre, projector=projector)
+    if "finetune" in protocols and run_dir is None:
+        raise ValueError("the finetune protocol takes a run directory (it rebuilds the "
+                         "architecture from scratch for its baseline)")
+    probes = [p for p in protocols if p != "finetune"]
+    projector = load_projector(run_dir, encoder) if run_dir and "layers" in probes else None
+    results = evaluate_encoder(encoder, source, probes, k, temperature, bf16=has_bf16(),
+                               preprocessing=pre, projector=projector) if probes else {
+        "data": source.name, "preprocessing_overridden": pre is not None}
+    if "finetune" in protocols:
+        results["finetune"] = {k2: v for k2, v in finetune(run_dir, data=data).items()
+                               if k2 != "written_to"}
     if run_dir is not None:
-        if data == own_data and not results["preprocessing_overridden"]:
-            path = run_dir / "eval.json"
-            previous = json.loads(path.read_text()) if path.is_file() else {}
-            results = {**previous, **results}
-        else:
-            tag = "-".join(filter(None, [Path(str(data)).name, preprocessing]))
-            path = run_dir / f"eval-{re.sub(r'[^A-Za-z0-9._=-]+', '_', tag)}.json"
-        atomic_write(path, lambda f: f.write(json.dumps(results, indent=2).encode()))
-        path.chmod(0o644)
-        results["written_to"] = str(path)
+        results["written_to"] = str(record_results(run_dir, results, own=data == own_data
+                                                   and not results["preprocessing_overridden"],
+                                                   data=data, preprocessing=preprocessing))
     return results
 
 
-def pretrain(method: str = "simclr", data: str = "fashion-mnist", *, resume: str | None = None,
+def record_results(run_dir: Path, results: dict[str, Any], own: bool, data: str | None = None,
+                   preprocessing: str | None = None) -> Path:
+    """Merge ``results`` into the run's ``eval.json`` (keys of protocols not run this time are
+    kept) when they are on its own data with its own preprocessing; else write
+    ``eval-<data>[-<override>].json`` beside it."""
+    run = RunDir(run_dir)
+    if own:
+        path = run.eval
+        previous = json.loads(path.read_text()) if path.is_file() else {}
+        results = {**previous, **results}
+    else:
+        tag = "-".join(filter(None, [Path(str(data)).name, preprocessing]))
+        path = run.eval_for(re.sub(r"[^A-Za-z0-9._=-]+", "_", tag))
+    atomic_write_text(path, json.dumps(results, indent=2))
+    return path
+
+
+def finetune(run_dir: str | Path, data: str | None = None,
+             labels: str | tuple[float, ...] = "1%,10%,100%", seeds: tuple[int, ...] = (0, 1, 2),
+             steps: int | None = None, batch_size: int | None = None, lr: float | None = None,
+             layer_decay: float | None = None, baseline: bool = True,
+             progress: bool = False) -> dict[str, Any]:
+    """End-to-end fine-tuning of a run's encoder with a linear head on class-balanced label
+    subsets, beside the same architecture trained from scratch on the same labels and budget
+    (`selfsup.evaluate.finetune`; ``baseline=False`` skips that arm). Results go to the run's
+    eval.json under ``finetune`` (or to ``eval-<data>.json`` for other data), and are
+    returned."""
+    from .backbones import backbone_from_config
+    from .evaluate import finetune as ft
+    from .evaluate.suite import train_test
+
+    run = RunDir(run_dir)
+    encoder = load_encoder(run_dir)
+    own_data = yaml.safe_load(run.config.read_text())["data"]
+    data = data or own_data
+    fractions = ft.parse_fractions(labels) if isinstance(labels, str) else tuple(labels)
+    pre = encoder.preprocessing
+    source = load_source(data, channels=pre.channels, image_size=pre.input_size)
+    if source.train.labels is None:
+        raise ValueError(f"cannot fine-tune on {data}: it has no labels; give a labelled "
+                         "source with --data")
+    train, test, split_kind = train_test(source)
+
+    def scratch() -> nn.Module:  # the same architecture, freshly initialized
+        return backbone_from_config(encoder.config, pre.to_dict())
+
+    options = {k: v for k, v in (("steps", steps), ("batch_size", batch_size), ("lr", lr))
+               if v is not None}
+    say = (lambda line: print(line, flush=True)) if progress else None
+    result = ft.finetune_protocol(encoder, scratch if baseline else None, train, test,
+                                  fractions, seeds,
+                                  layer_decay=layer_decay, bf16=has_bf16(), progress=say,
+                                  **options)
+    result |= {"data": str(data), "split": split_kind}
+    path = record_results(Path(run_dir), {"finetune": result}, own=data == own_data, data=data)
+    return {**result, "written_to": str(path)}
+
+
+def pretrain(method: str | None = None, data: str | None = None, *,
+             config: str | Path | None = None, resume: str | None = None,
              progress: bool = False, evaluate_after: bool = True, **options: Any) -> Run:
     """Pretrain and (by default) evaluate; returns the run. Options are `PretrainConfig` fields.
 
-    ``resume=RUN_DIR`` continues that run from its last checkpoint with its saved config.
+    ``config`` is a YAML file of config fields (a run's own ``config.yaml`` reruns it);
+    ``method``, ``data`` and ``options`` given here override it. ``resume=RUN_DIR`` continues
+    that run from its last checkpoint with its saved config.
     """
+    given = {k: v for k, v in (("method", method), ("data", data)) if v is not None}
     if resume is not None:
-        config_path = Path(resume) / "config.yaml"
+        config_path = RunDir(resume).config
         if not config_path.is_file():
             raise ConfigError(f"nothing to resume: {config_path} does not exist")
-        saved = yaml.safe_load(config_path.read_text())
-        saved.pop("resolved", None)
-        config = PretrainConfig.from_dict(saved)
+        if config is not None or given:
+            raise ConfigError("a resumed run keeps its config; give only --time-budget or "
+                              "--epochs to extend it")
+        config = PretrainConfig.from_file(config_path)
         config.run_dir = str(resume)
         extendable = {"epochs", "time_budget"}
         changed = sorted(k for k in options if k not in extendable)
@@ -110,14 +177,17 @@ def pretrain(method: str = "simclr", data: str = "fashion-mnist", *, resume: str
         for k, v in options.items():
             setattr(config, k, v)
     else:
-        config = PretrainConfig.from_dict({"method": method, "data": data, **options})
+        from_file = read_config_file(config) if config is not None else {}
+        config = PretrainConfig.from_dict({**from_file, **given, **options})
         if config.epochs is None and config.time_budget is None:
             config.time_budget = DEFAULT_BUDGET
     result = pretrain_run(config, resume=resume is not None, progress=progress)
     run = Run(result.dir, steps=result.steps, seconds=result.seconds,
               images_per_s=result.images_per_s, is_global_zero=result.is_global_zero)
     if evaluate_after and run.is_global_zero:
-        protocols = [*config.eval_protocols, "raw_knn"]
+        # what the user asked for, then what the method's product attaches to every run
+        product = get_product(get_method(config.method).product)
+        protocols = list(dict.fromkeys([*config.eval_protocols, *product.attached]))
         run.eval = evaluate(result.dir, data=config.data, protocols=protocols)
         try:
             write_report(result.dir)
@@ -136,7 +206,7 @@ def embed(run_dir: str | Path, out: str | Path, data: str | None = None,
     check_output(out)
     run_dir = Path(run_dir)
     encoder = load_encoder(run_dir)
-    data = data or yaml.safe_load((run_dir / "config.yaml").read_text())["data"]
+    data = data or yaml.safe_load(RunDir(run_dir).config.read_text())["data"]
     pre = encoder.preprocessing
     source = load_source(data, channels=pre.channels, image_size=pre.input_size)
     table = embed_source(encoder, source, split, bf16=has_bf16())

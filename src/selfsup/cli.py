@@ -24,6 +24,12 @@ def _key_values(items: list[str] | None) -> dict[str, Any]:
 
 
 def _parser() -> argparse.ArgumentParser:
+    # the choices come from the registries, so a new method or backbone needs no CLI change
+    from .backbones import BACKBONES
+    from .methods import METHODS
+    from .train.config import BATCH_SAMPLERS, OPTIMIZERS, PRECISIONS
+    from .train.schedule import SCHEDULES
+
     p = argparse.ArgumentParser(prog="selfsup", description="Self-supervised representation "
                                 "learning: pretrain, evaluate, inspect.")
     sub = p.add_subparsers(dest="command", required=True)
@@ -35,22 +41,24 @@ def _parser() -> argparse.ArgumentParser:
                          "  selfsup pretrain --method barlow_twins --time-budget 5m\n"
                          "  selfsup pretrain --data ./my_images --backbone resnet18 --epochs 20\n"
                          "  selfsup pretrain --resume runs/simclr-fashion-mnist-20260101-120000")
-    pre.add_argument("--method", help="registered method (see `selfsup methods`); default simclr")
+    # method and backbone are checked by the config, whose one-line error lists the valid ones
+    pre.add_argument("--method", help=f"one of {', '.join(sorted(METHODS))} (see `selfsup "
+                     "methods`); default simclr")
     pre.add_argument("--data", help="fashion-mnist (default), digits, a .npz file or an image "
                      "folder")
-    pre.add_argument("--backbone",
-                     help="resnet10w32 (the CPU default), resnet10, resnet18, resnet50")
+    pre.add_argument("--backbone", help=f"one of {', '.join(sorted(BACKBONES))}; default: "
+                     "the method's (resnet10w32 on CPU, vit_tiny for mae)")
     pre.add_argument("--epochs", type=int, help="train this many epochs")
     pre.add_argument("--time-budget", help="stop cleanly after this long, e.g. 10m, 90s, 1h "
                      "(default 10m when --epochs is not given)")
     pre.add_argument("--batch-size", type=int, help="global batch size (default 256)")
-    pre.add_argument("--optimizer", choices=["lars", "sgd", "adamw"],
+    pre.add_argument("--optimizer", choices=OPTIMIZERS,
                      help="default: the method's recipe")
     pre.add_argument("--lr", type=float, help="base learning rate for batch 256 (scaled linearly)")
     pre.add_argument("--weight-decay", type=float)
     pre.add_argument("--image-size", type=int, help="training resolution (default: the source's)")
     pre.add_argument("--channels", type=int, choices=[1, 3])
-    pre.add_argument("--precision", choices=["auto", "bf16", "32"],
+    pre.add_argument("--precision", choices=PRECISIONS,
                      help="auto (default): bf16 autocast where the hardware has it, else fp32")
     pre.add_argument("--devices", type=int, help="processes/GPUs per node (DDP); default 1")
     pre.add_argument("--num-nodes", type=int, help="default 1")
@@ -59,7 +67,7 @@ def _parser() -> argparse.ArgumentParser:
     pre.add_argument("--config", help="YAML file of config fields; flags given override it")
     pre.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last "
                      "checkpoint with its saved config (--epochs/--time-budget may extend it)")
-    pre.add_argument("--schedule", choices=["cosine", "infinite", "repeated-cosine"],
+    pre.add_argument("--schedule", choices=SCHEDULES,
                      help="learning-rate schedule (default cosine); infinite: warmup, cooldown "
                      "to a constant, anneal at the end; continue it with --init-from")
     pre.add_argument("--init-from", metavar="RUN_DIR", help="start from that run's weights "
@@ -68,7 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     pre.add_argument("--sync-batchnorm", action="store_true", default=None,
                      help="with --devices > 1: batch-norm statistics over all processes "
                      "(default: each process normalizes with its own batch)")
-    pre.add_argument("--batch-sampler", choices=["random", "guided"],
+    pre.add_argument("--batch-sampler", choices=BATCH_SAMPLERS,
                      help="guided: G-SimCLR batches, no two images of one pseudo-class "
                      "(autoencoder + k-means) together; default: the method's recipe")
     pre.add_argument("--method-arg", action="append", metavar="KEY=VALUE",
@@ -95,13 +103,34 @@ def _parser() -> argparse.ArgumentParser:
                     help="comma-separated: knn, linear (C chosen on a validation split), nb "
                     "(Gaussian naive Bayes), fewshot (1-100%% of labels, linear and nb, mean "
                     "and std over 3 subsets), layers (each stage and the projector), rankme, "
-                    "raw_knn; default knn,linear,rankme,raw_knn")
+                    "raw_knn, finetune (end to end, see `selfsup finetune`); default "
+                    "knn,linear,rankme,raw_knn")
     ev.add_argument("--k", type=int, default=200, help="kNN neighbours (default 200)")
     ev.add_argument("--temperature", type=float, default=0.1,
                     help="kNN vote temperature (default 0.1)")
     ev.add_argument("--preprocessing", metavar="SPEC",
                     help="override the encoder's own preprocessing: none, or e.g. "
                     "size=32,mean=0.5,std=0.5 (results go to eval-<data>-<SPEC>.json)")
+
+    ft = sub.add_parser("finetune", help="fine-tune a run's encoder end to end on a few or "
+                        "many labels, beside the same architecture from scratch",
+                        formatter_class=fmt, epilog="examples:\n"
+                        "  selfsup finetune RUN_DIR --labels 1%,10%,100%\n"
+                        "  selfsup finetune RUN_DIR --data ./labelled_images --labels 10% "
+                        "--steps 500\n"
+                        "  selfsup finetune RUN_DIR --layer-decay 0.75     # ViTs")
+    ft.add_argument("run_dir")
+    ft.add_argument("--data", help="labelled source (default: the run's own data)")
+    ft.add_argument("--labels", default="1%,10%,100%",
+                    help="fractions of the training labels, class-balanced (default "
+                    "1%%,10%%,100%%)")
+    ft.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2],
+                    help="one run per seed and fraction (default 0 1 2)")
+    ft.add_argument("--steps", type=int, help="optimizer steps per run, every fraction alike "
+                    "(default 300)")
+    ft.add_argument("--batch-size", type=int, help="default 128")
+    ft.add_argument("--lr", type=float, help="AdamW peak lr (default 2e-3 x batch / 256)")
+    ft.add_argument("--layer-decay", type=float, help="layer-wise lr decay for ViTs, e.g. 0.75")
 
     em = sub.add_parser("embed", help="write a run's embeddings of a source to .npy or .parquet",
                         formatter_class=fmt, epilog="examples:\n"
@@ -133,23 +162,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _config_from_args(a: argparse.Namespace) -> dict[str, Any]:
-    import yaml
+    """The config file's fields (``--config``), then the flags given on top of them."""
+    from .train.config import read_config_file
 
-    from .train import ConfigError
-
-    opts: dict[str, Any] = {}
-    if a.config:
-        with open(a.config) as f:
-            try:
-                loaded = yaml.safe_load(f) or {}
-            except yaml.YAMLError as e:
-                where = getattr(e, "problem_mark", None)
-                line = f" (line {where.line + 1})" if where is not None else ""
-                raise ConfigError(f"{a.config} is not valid YAML{line}") from None
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"{a.config} must hold a mapping of config fields")
-        loaded.pop("resolved", None)
-        opts.update(loaded)
+    opts: dict[str, Any] = read_config_file(a.config) if a.config else {}
     flags = {
         "method": a.method, "data": a.data, "backbone": a.backbone, "epochs": a.epochs,
         "time_budget": a.time_budget, "batch_size": a.batch_size, "optimizer": a.optimizer,
@@ -162,6 +178,7 @@ def _config_from_args(a: argparse.Namespace) -> dict[str, Any]:
     }
     # flags given override the config file; the rest fall back to PretrainConfig's defaults
     opts.update({k: v for k, v in flags.items() if v is not None})
+    # a flag adds to the file's method_args/views rather than replacing them
     if a.method_arg:
         opts["method_args"] = {**opts.get("method_args", {}), **_key_values(a.method_arg)}
     if a.view:
@@ -229,10 +246,38 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
         for row in results.get("fewshot", {}).get(probe, []):
             print(f"fewshot {probe:6s} {100 * row['fraction']:5.1f}%  "
                   f"{100 * row['mean']:.2f} ± {100 * row['std']:.2f}%")
+    if "finetune" in results:
+        _print_finetune(results["finetune"])
     for name, row in results.get("layers", {}).items():
         print(f"layer {name:10s} ({row['dim']}-d)  kNN {100 * row['knn_top1']:.2f}%  linear "
               f"{100 * row['linear_top1']:.2f}%  nb {100 * row['nb_top1']:.2f}%")
     print(json.dumps({"eval_json": results["written_to"]}))
+    return EXIT_OK
+
+
+def _print_finetune(result: dict) -> None:
+    for row in result["rows"]:
+        p, sc = row["pretrained"], row["scratch"]
+        base = (f"  scratch {100 * sc['mean']:.2f} ± {100 * sc['std']:.2f}%  gain "
+                f"{100 * row['gain']:+.2f}" if sc else "")
+        print(f"finetune {100 * row['fraction']:5.1f}% ({row['n_labels']} labels)  pretrained "
+              f"{100 * p['mean']:.2f} ± {100 * p['std']:.2f}%{base}")
+
+
+def _cmd_finetune(a: argparse.Namespace) -> int:
+    import json
+
+    import selfsup
+
+    try:
+        result = selfsup.finetune(a.run_dir, data=a.data, labels=a.labels, seeds=tuple(a.seeds),
+                                  steps=a.steps, batch_size=a.batch_size, lr=a.lr,
+                                  layer_decay=a.layer_decay, progress=True)
+    except ValueError as e:
+        print(f"selfsup: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    _print_finetune(result)
+    print(json.dumps({"eval_json": result["written_to"]}))
     return EXIT_OK
 
 
@@ -296,13 +341,14 @@ def _cmd_methods(a: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from .data import DataError
+    from .rundir import CheckpointRefused, DamagedFile
     from .train import ConfigError
-    from .train.checkpoint_io import CheckpointRefused
     from .train.module import TrainingDiverged
 
-    user_errors = (ConfigError, DataError, CheckpointRefused, FileNotFoundError)
+    user_errors = (ConfigError, DataError, CheckpointRefused, DamagedFile, FileNotFoundError)
     try:
         return {"pretrain": _cmd_pretrain, "evaluate": _cmd_evaluate, "embed": _cmd_embed,
+                "finetune": _cmd_finetune,
                 "report": _cmd_report, "compare": _cmd_compare,
                 "methods": _cmd_methods}[args.command](args)
     except user_errors as e:

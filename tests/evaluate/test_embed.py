@@ -22,7 +22,7 @@ def test_npy_embeddings_with_labels(digits_run, tmp_path):
     # the rows are the encoder's features of the images, in order
     from selfsup.data import load_source
     from selfsup.evaluate import extract_features
-    from selfsup.train.callbacks import has_bf16
+    from selfsup.hardware import has_bf16
 
     # embed uses bf16 autocast where the CPU/GPU has it, as evaluation does
     own, _ = extract_features(selfsup.load(digits_run.dir), load_source("digits").train,

@@ -5,7 +5,7 @@ import selfsup
 from selfsup.data import load_source
 from selfsup.evaluate import layer_features, layer_probes, load_projector
 from selfsup.evaluate.features import extract_features
-from selfsup.train.checkpoint_io import load_checkpoint_safely
+from selfsup.rundir import load_checkpoint_safely
 
 STAGES = ["stem", "layer1", "layer2", "layer3", "layer4"]
 

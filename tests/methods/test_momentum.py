@@ -12,7 +12,7 @@ from torch import nn
 
 import selfsup
 from selfsup.methods.momentum import KeyQueue, MomentumTeacher, cosine_momentum
-from selfsup.train.checkpoint_io import load_checkpoint_safely
+from selfsup.rundir import load_checkpoint_safely
 from selfsup.train.optim import parameter_groups
 
 
@@ -94,6 +94,8 @@ class Tiny(nn.Module):
 @pytest.mark.parametrize("name", ["moco", "mochi"])
 def test_queue_never_holds_a_key_of_the_current_batch_at_loss_time(name):
     from selfsup.backbones.preprocessing import Preprocessing
+    from selfsup.data.batch import as_batch
+    from selfsup.data.spec import DataSpec
     from selfsup.methods import get_method
     from selfsup.views import TwoCropViews, ViewConfig
 
@@ -101,8 +103,8 @@ def test_queue_never_holds_a_key_of_the_current_batch_at_loss_time(name):
     backbone = Tiny()
     backbone(torch.zeros(1, 1, 8, 8))  # materialize the lazy layer before the teacher copy
     pre = Preprocessing(input_size=8, channels=1, mean=(0.5,), std=(0.25,))
-    method = get_method(name)(backbone, TwoCropViews(pre, ViewConfig()), num_samples=64,
-                              queue_size=12)
+    method = get_method(name)(backbone, TwoCropViews(pre, ViewConfig()),
+                              DataSpec("image", (1, 8, 8), num_samples=64), queue_size=12)
     seen_at_loss: list[torch.Tensor] = []
     contrast = method.contrast
 
@@ -113,7 +115,7 @@ def test_queue_never_holds_a_key_of_the_current_batch_at_loss_time(name):
     method.contrast = recording
     for step in range(5):  # 5 batches of 4 keys through a queue of 12: it wraps
         images = torch.randint(0, 256, (4, 1, 8, 8), dtype=torch.uint8)
-        method.training_loss(images)
+        method.training_loss(as_batch(images))
         newest = method.queue.oldest_first()[-4:]  # this step's keys, enqueued after the loss
         for snapshot in seen_at_loss[-2:]:  # both loss terms of this step
             distances = torch.cdist(newest, snapshot)  # (4, 12)

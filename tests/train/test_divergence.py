@@ -8,7 +8,7 @@ import torch
 import selfsup
 from selfsup.cli import EXIT_FAILED, main
 from selfsup.methods.simclr import SimCLR
-from selfsup.train.checkpoint_io import load_checkpoint_safely
+from selfsup.rundir import load_checkpoint_safely
 from selfsup.train.module import TrainingDiverged
 
 NAN_FROM = 35  # digits at batch 64: 28 steps an epoch, so last.ckpt holds step 28

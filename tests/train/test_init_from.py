@@ -8,9 +8,9 @@ import torch
 
 import selfsup
 from selfsup.methods.simclr import SimCLR
+from selfsup.rundir import load_checkpoint_safely
 from selfsup.train import ConfigError
 from selfsup.train import run as run_module
-from selfsup.train.checkpoint_io import load_checkpoint_safely
 
 STAGE = {"epochs": 2, "batch_size": 64, "precision": "32", "log_every": 1,
          "evaluate_after": False}

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 import selfsup
-from selfsup.train.checkpoint_io import PAUSE_ENV, load_checkpoint_safely
+from selfsup.rundir import PAUSE_ENV, load_checkpoint_safely
 
 OPTIONS = {"epochs": 2, "batch_size": 64, "precision": "32", "seed": 0, "log_every": 1,
            "checkpoint_every_s": 0.5}  # digits: 28 steps an epoch, 56 in all

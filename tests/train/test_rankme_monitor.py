@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from selfsup.backbones import Preprocessing
-from selfsup.train.checkpoint_io import load_checkpoint_safely
+from selfsup.rundir import load_checkpoint_safely
 from selfsup.train.monitors import RankMeMonitor, probe_images
 
 
@@ -44,7 +44,7 @@ def _images(n=256):
 
 def test_collapse_warning_fires_once_on_a_constant_encoder(tmp_path, caplog):
     net = RankKnob()
-    module = SimpleNamespace(method=SimpleNamespace(backbone=net))
+    module = SimpleNamespace(method=SimpleNamespace(backbone=net, export=lambda: net))
     monitor = RankMeMonitor(_images(), tmp_path / "metrics.jsonl")
     trainer = _trainer([])
     with caplog.at_level(logging.WARNING, logger="selfsup"):
@@ -70,7 +70,7 @@ def test_collapse_warning_fires_once_on_a_constant_encoder(tmp_path, caplog):
 
 def test_best_checkpoint_follows_the_highest_rankme(tmp_path):
     net = RankKnob()
-    module = SimpleNamespace(method=SimpleNamespace(backbone=net))
+    module = SimpleNamespace(method=SimpleNamespace(backbone=net, export=lambda: net))
     best = tmp_path / "checkpoints" / "best.ckpt"
     best.parent.mkdir()
     monitor = RankMeMonitor(_images(), tmp_path / "metrics.jsonl", every_n_steps=10,

@@ -6,7 +6,7 @@ import pytest
 
 import selfsup
 from selfsup.methods.simclr import SimCLR
-from selfsup.train.checkpoint_io import load_checkpoint_safely
+from selfsup.rundir import load_checkpoint_safely
 from selfsup.train.schedule import warmup_cosine
 
 

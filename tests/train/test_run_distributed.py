@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from selfsup.cli import EXIT_USAGE, main
-from selfsup.train.checkpoint_io import load_checkpoint_safely
+from selfsup.rundir import load_checkpoint_safely
 from selfsup.train.config import PretrainConfig
 from selfsup.train.run import build_trainer
 

@@ -10,7 +10,7 @@ import yaml
 
 import selfsup
 from selfsup.cli import EXIT_USAGE, main
-from selfsup.train.checkpoint_io import CheckpointRefused, load_checkpoint_safely
+from selfsup.rundir import CheckpointRefused, load_checkpoint_safely
 from selfsup.train.config import PretrainConfig
 
 

@@ -1,8 +1,10 @@
-"""The preprocessing an encoder expects, saved beside its weights."""
+"""The preprocessing an encoder expects, per modality, fitted on the training split and saved
+beside its weights (``encoder.json``)."""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +25,7 @@ class Preprocessing:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     resize_rule: str = "resize_shorter_center_crop"
+    modality: ClassVar[str] = "image"
 
     def __post_init__(self) -> None:
         if self.resize_rule not in RESIZE_RULES:
@@ -31,7 +34,7 @@ class Preprocessing:
             raise ValueError("mean and std need one value per channel")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"modality": self.modality, **asdict(self)}
 
     @classmethod
     def from_dict(cls, d: dict) -> Preprocessing:
@@ -73,3 +76,16 @@ class Preprocessing:
                 top, left = (nh - s) // 2, (nw - s) // 2
                 x = x[..., top : top + s, left : left + s]
         return self.normalize(x)
+
+
+PREPROCESSINGS = {"image": Preprocessing}
+
+
+def preprocessing_from_dict(d: dict) -> Preprocessing:
+    """The preprocessing record ``encoder.json`` holds; records before modalities were named
+    are images."""
+    modality = d.get("modality", "image")
+    if modality not in PREPROCESSINGS:
+        raise ValueError(f"unknown preprocessing modality {modality!r}; valid: "
+                         f"{', '.join(PREPROCESSINGS)}")
+    return PREPROCESSINGS[modality].from_dict(d)

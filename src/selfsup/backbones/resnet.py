@@ -7,6 +7,7 @@ from torch import nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
 from .preprocessing import Preprocessing
+from .registry import register_backbone
 
 # name -> (block, blocks per stage, base width)
 ARCHITECTURES: dict[str, tuple[type[nn.Module], list[int], int]] = {
@@ -19,6 +20,9 @@ ARCHITECTURES: dict[str, tuple[type[nn.Module], list[int], int]] = {
 
 class ResNetEncoder(nn.Module):
     """A ResNet trunk returning pooled features (B, dim).
+
+    Weights and inputs are channels_last: oneDNN's and cuDNN's fast convolution kernels want it
+    (NCHW costs a fifth of a training step here, benchmarks/RESULTS.md).
 
     ``small_stem`` replaces the 7x7/2 convolution and max-pool by one 3x3/1 convolution, as
     SimCLR does for CIFAR (Chen et al. 2020, appendix B.9): on 28-64 px inputs the ImageNet stem
@@ -49,11 +53,15 @@ class ResNetEncoder(nn.Module):
         self.net = net
         self.dim = width * 8 * block.expansion
         self.preprocessing = preprocessing
-        self.config = {"arch": arch, "channels": channels, "small_stem": small_stem}
+        self.config = {"name": arch, "channels": channels, "small_stem": small_stem}
+        self.channels_last = True  # benchmarks/training_step.py turns it off for its ablation
+        self.to(memory_format=torch.channels_last)
 
     def stages(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Feature maps after the stem and after each of the four stages."""
         n = self.net
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
         x = n.maxpool(n.relu(n.bn1(n.conv1(x))))
         out = [x]
         for layer in (n.layer1, n.layer2, n.layer3, n.layer4):
@@ -63,3 +71,23 @@ class ResNetEncoder(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.flatten(self.net.avgpool(self.stages(x)[-1]), 1)  # (B, dim)
+
+    def named_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Globally average-pooled output of the stem and each stage, (B, C_stage) each; the
+        last (``layer4``) is ``forward(x)``."""
+        names = ("stem", "layer1", "layer2", "layer3", "layer4")
+        return {k: m.mean(dim=(2, 3)) for k, m in zip(names, self.stages(x), strict=True)}
+
+
+def _register(arch: str) -> None:
+    @register_backbone(arch, family="resnet")
+    def build(preprocessing: Preprocessing, *, channels: int, input_size: int | None = None,
+              small_stem: bool | None = None) -> ResNetEncoder:
+        # the small-image stem for inputs <= 64 px, unless the config says otherwise
+        if small_stem is None:
+            small_stem = (input_size or preprocessing.input_size) <= 64
+        return ResNetEncoder(arch, channels, small_stem, preprocessing)
+
+
+for _arch in ARCHITECTURES:
+    _register(_arch)

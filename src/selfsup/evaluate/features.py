@@ -72,7 +72,7 @@ def extract_features(encoder: nn.Module, split: Split, batch_size: int = 512,
     pre = preprocessing or encoder.preprocessing
     feats, labels = [], []
     for images, y in iter_uint8_batches(split, batch_size):
-        x = pre(images.to(device)).contiguous(memory_format=torch.channels_last)
+        x = pre(images.to(device))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             f = encoder(x)
         feats.append(f.float().cpu())

@@ -5,19 +5,17 @@ representation before the projector is the better one)."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from sklearn.model_selection import train_test_split
 from torch import nn
 
 from ..backbones import Preprocessing
 from ..data import Split
-from ..methods import get_method
+from ..methods.saved import saved_method
 from .features import iter_uint8_batches
 from .probes import knn_accuracy, linear_probe, nb_accuracy
 
@@ -25,56 +23,35 @@ LAYER_MAX_TRAIN = 10_000  # training samples per layer probe: six layers x three
 
 
 def load_projector(run_dir: str | Path, encoder: nn.Module) -> nn.Module | None:
-    """The method's projection head of a run, rebuilt from ``config.yaml`` and filled from the
-    checkpoint the encoder came from (``best.ckpt`` when it was selected by RankMe, else
-    ``last.ckpt``), loaded with ``weights_only=True``. None when the method has no projector or
-    the run kept no checkpoint."""
-    from ..train.checkpoint_io import load_checkpoint_safely
-
-    run_dir = Path(run_dir)
-    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    meta = json.loads((run_dir / "encoder.json").read_text())
-    name = "best.ckpt" if meta.get("selected_by") == "rankme" else "last.ckpt"
-    ckpt_path = run_dir / "checkpoints" / name
-    if not ckpt_path.is_file():
-        return None
-    args = cfg.get("resolved", {}).get("method_args", cfg.get("method_args", {}))
-    # the views hold no weights and are not needed to embed: a placeholder stands in
-    method = get_method(cfg["method"])(encoder, nn.Identity(), **args)
-    projector = getattr(method, "projector", None)
-    if projector is None:
-        return None
-    state = load_checkpoint_safely(ckpt_path)["state_dict"]
-    prefix = "method.projector."
-    projector.load_state_dict({k[len(prefix):]: v for k, v in state.items()
-                               if k.startswith(prefix)})
-    return projector.eval()
+    """The method's projection head of a run (see `saved_method`); None when the method has
+    no projector or the run kept no checkpoint."""
+    method = saved_method(str(run_dir), encoder)
+    projector = getattr(method, "projector", None) if method is not None else None
+    return projector.eval() if projector is not None else None
 
 
 @torch.no_grad()
 def layer_features(encoder: nn.Module, split: Split, projector: nn.Module | None = None,
                    preprocessing: Preprocessing | None = None, batch_size: int = 512,
                    bf16: bool = False) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Globally average-pooled output of each stage (``stem``, ``layer1``..``layer4``; the last
-    is the encoder's own output) and, given a projector, ``projection`` = projector(layer4).
+    """The encoder's pooled features at each depth (its ``named_features``: a ResNet's stem and
+    stages, a ViT's blocks; the last is the encoder's own output) and, given a projector,
+    ``projection`` = projector(last).
     Returns ({name: (N, D_name) float32}, labels (N,))."""
     encoder.eval()
     device = next(encoder.parameters()).device
     pre = preprocessing or encoder.preprocessing
-    names = ["stem", "layer1", "layer2", "layer3", "layer4"]
     feats: dict[str, list[torch.Tensor]] = {}
     labels = []
     for images, y in iter_uint8_batches(split, batch_size):
-        x = pre(images.to(device)).contiguous(memory_format=torch.channels_last)
+        x = pre(images.to(device))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            if hasattr(encoder, "stages"):
-                pooled = [m.mean(dim=(2, 3)) for m in encoder.stages(x)]  # (B, C_stage) each
-                out = dict(zip(names, pooled, strict=True))
+            if hasattr(encoder, "named_features"):
+                out = encoder.named_features(x)  # {name: (B, D_name)}, the last = encoder(x)
             else:
                 out = {"features": encoder(x)}
             if projector is not None:
-                last = out.get("layer4", out.get("features"))
-                out["projection"] = projector(last)
+                out["projection"] = projector(list(out.values())[-1])
         for k, v in out.items():
             feats.setdefault(k, []).append(v.float().cpu())
         labels.append(y)

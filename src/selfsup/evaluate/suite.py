@@ -9,11 +9,11 @@ import numpy as np
 from torch import nn
 
 from ..backbones import Preprocessing
+from ..collapse import embedding_std, rankme
 from ..data import DataSource, stratified_holdout
 from .features import extract_features, raw_pixels
 from .fewshot import fewshot_curve
 from .layers import layer_features, layer_probes
-from .monitors import embedding_std, rankme
 from .probes import knn_accuracy, linear_probe, nb_accuracy
 
 PROTOCOLS = ("knn", "linear", "nb", "fewshot", "layers", "rankme", "raw_knn")
@@ -54,7 +54,7 @@ def evaluate_encoder(encoder: nn.Module, source: DataSource,
         # one pass gives every stage; the last stage pooled is the encoder's own output
         tr_layers, tr_y = layer_features(encoder, train, projector, pre, bf16=bf16)
         te_layers, te_y = layer_features(encoder, test, projector, pre, bf16=bf16)
-        last = "layer4" if "layer4" in tr_layers else "features"
+        last = [k for k in tr_layers if k != "projection"][-1]  # the encoder's own output
         tr_x, te_x = tr_layers[last], te_layers[last]
     else:
         tr_x, tr_y = extract_features(encoder, train, bf16=bf16, preprocessing=pre)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..data.batch import Batch
+from ..data.spec import DataSpec
 from ..objectives import BarlowTwins as BarlowTwinsLoss
 from ..views import ViewConfig
 from .base import Method, Recipe
@@ -28,18 +30,19 @@ class BarlowTwins(Method):
     recipe = Recipe(optimizer="adamw", lr=2e-3, weight_decay=0.05, warmup_fraction=0.05,
                     views=ViewConfig(crop_scale=(0.5, 1.0), crop_ratio=0.72))
 
-    def __init__(self, backbone: nn.Module, views: nn.Module, lambda_: float = 0.0051,
+    def __init__(self, backbone: nn.Module, views: nn.Module, data: DataSpec,
+                 lambda_: float = 0.0051,
                  proj_hidden_dim: int = 512, proj_dim: int = 512, proj_layers: int = 3,
                  loss_scale: float = 0.1):
-        super().__init__(backbone, views)
+        super().__init__(backbone, views, data)
         self.projector = projection_mlp(backbone.dim, proj_hidden_dim, proj_dim, proj_layers)
         self.objective = BarlowTwinsLoss(lambda_=lambda_)
         # The loss sums D diagonal terms; scaling it keeps LARS's step sizes in range (as the
         # solo-learn CIFAR recipe does).
         self.loss_scale = loss_scale
 
-    def training_loss(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        x1, x2 = self.views(images)
+    def training_loss(self, batch: Batch) -> dict[str, torch.Tensor]:
+        x1, x2 = self.views(batch.inputs)
         z1 = self.projector(self.encode(x1))  # (B, proj_dim)
         z2 = self.projector(self.encode(x2))
         return {"loss": self.loss_scale * self.objective(z1, z2)}

@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
+import inspect
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
+from ..data.batch import Batch
+from ..data.spec import DataSpec
 from ..views import ViewConfig
 
 
 @dataclass
 class Recipe:
-    """Optimizer and schedule a method trains with unless the user overrides them.
+    """Optimizer, schedule, views and backbone a method trains with unless the user overrides
+    them.
 
     ``lr`` is the base learning rate for a batch of 256; the trainer scales it linearly with the
-    global batch size (Goyal et al. 2017), as SimCLR and Barlow Twins do.
+    global batch size (Goyal et al. 2017), as SimCLR and Barlow Twins do. ``betas`` are Adam's
+    (AdamW only). ``backbone`` "default" is the CPU default ResNet.
     """
 
     optimizer: str = "lars"
@@ -25,55 +30,58 @@ class Recipe:
     warmup_fraction: float = 0.05
     views: ViewConfig = field(default_factory=ViewConfig)
     batch_sampler: str = "random"  # "guided": G-SimCLR's batches, no two of one pseudo-class
+    betas: tuple[float, float] = (0.9, 0.999)
+    backbone: str = "default"
 
 
 class Method(nn.Module):
     """Base class. A subclass declares ``recipe`` and builds its heads in ``__init__``.
 
-    ``training_loss`` takes the uint8 batch (B, C, H, W) and returns a dict holding ``loss``
-    plus anything worth logging. Methods never own an optimizer or a loop. Three general
-    mechanisms serve stateful methods without special cases in the trainer:
+    It is built with its backbone, its view maker (the kind ``recipe.views`` names) and a
+    `DataSpec` of its training data, so per-sample state is sized without a trainer flag.
+    ``training_loss(batch)`` takes a `Batch` (uint8 ``inputs``, ``labels`` or None,
+    ``indices``) and returns a dict holding ``loss`` plus anything worth logging. Methods never
+    own an optimizer or a loop. Stateful methods need no special case in the trainer either:
 
     - ``after_optimizer_step(progress)`` runs after every optimizer step (momentum teachers);
-    - ``uses_training_set = True``: the trainer builds the method with ``num_samples`` (the
-      training set size) and calls ``training_loss(images, indices=...)`` with each sample's
-      dataset index (per-sample temperatures; a queue no longer than the data);
     - state kept in registered buffers (queues, temperatures) travels in every checkpoint and
       comes back on resume.
+
+    ``product`` names what the method makes (an encoder today); the product decides the
+    monitors and evaluation protocols that fit it, and ``export()`` returns the module saved.
     """
 
     recipe: ClassVar[Recipe] = Recipe()
     info: ClassVar[Any]
-    uses_training_set: ClassVar[bool] = False
+    product: ClassVar[str] = "encoder"
 
-    def __init__(self, backbone: nn.Module, views: nn.Module):
+    def __init__(self, backbone: nn.Module, views: nn.Module, data: DataSpec):
         super().__init__()
         self.backbone = backbone
         self.views = views
+        self.data = data
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        """Backbone features (B, dim); channels_last lets oneDNN/cuDNN pick their fast kernels."""
-        return self.backbone(x.contiguous(memory_format=torch.channels_last))
+        """Backbone features (B, dim)."""
+        return self.backbone(x)
 
-    def training_loss(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+    def training_loss(self, batch: Batch) -> dict[str, torch.Tensor]:
         raise NotImplementedError
 
     def after_optimizer_step(self, progress: float) -> None:
         """Called after each optimizer step with progress = step / total steps, in [0, 1]."""
 
+    def export(self) -> nn.Module:
+        """The product saved to the run directory: the backbone, for an encoder."""
+        return self.backbone
+
     @classmethod
     def hparams(cls) -> dict[str, Any]:
         """The method's own keyword arguments and their defaults (for config and --help)."""
-        import inspect
-
         sig = inspect.signature(cls.__init__)
         return {
             k: p.default
             for k, p in sig.parameters.items()
-            if k not in ("self", "backbone", "views", "num_samples")
+            if k not in ("self", "backbone", "views", "data")
             and p.default is not inspect.Parameter.empty
         }
-
-
-def recipe_fields() -> list[str]:
-    return [f.name for f in fields(Recipe)]

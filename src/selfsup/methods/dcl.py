@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..data.spec import DataSpec
 from ..objectives import DCL as DCLLoss
 from .registry import register
 from .simclr import SimCLR
@@ -20,7 +21,8 @@ class DCL(SimCLR):
     # CIFAR in its ablation). Here SimCLR's measured CPU recipe, views, projector and training
     # step (simclr.py), so the two differ only in the loss.
 
-    def __init__(self, backbone: nn.Module, views: nn.Module, temperature: float = 0.1,
+    def __init__(self, backbone: nn.Module, views: nn.Module, data: DataSpec,
+                 temperature: float = 0.1,
                  proj_hidden_dim: int = 512, proj_dim: int = 128):
-        super().__init__(backbone, views, temperature, proj_hidden_dim, proj_dim)
+        super().__init__(backbone, views, data, temperature, proj_hidden_dim, proj_dim)
         self.objective = DCLLoss(temperature=temperature)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from torch import nn
 
+from ..data.spec import DataSpec
 from ..objectives import DCLW as DCLWLoss
 from .dcl import DCL
 from .registry import register
@@ -17,7 +18,8 @@ from .registry import register
 class DCLW(DCL):
     # Paper: sigma 0.5. Recipe, projector and views are DCL's (and so SimCLR's).
 
-    def __init__(self, backbone: nn.Module, views: nn.Module, temperature: float = 0.1,
+    def __init__(self, backbone: nn.Module, views: nn.Module, data: DataSpec,
+                 temperature: float = 0.1,
                  sigma: float = 0.5, proj_hidden_dim: int = 512, proj_dim: int = 128):
-        super().__init__(backbone, views, temperature, proj_hidden_dim, proj_dim)
+        super().__init__(backbone, views, data, temperature, proj_hidden_dim, proj_dim)
         self.objective = DCLWLoss(temperature=temperature, sigma=sigma)

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..data.batch import Batch
+from ..data.spec import DataSpec
 from ..objectives import GroCo as GroCoLoss
 from ..views import ViewConfig
 from .base import Method, Recipe
@@ -29,14 +31,14 @@ class GroCo(Method):
     recipe = Recipe(optimizer="adamw", lr=2e-3, weight_decay=0.05, warmup_fraction=0.05,
                     views=ViewConfig(crop_scale=(0.5, 1.0), crop_ratio=0.72))
 
-    def __init__(self, backbone: nn.Module, views: nn.Module, negatives: int = 10,
+    def __init__(self, backbone: nn.Module, views: nn.Module, data: DataSpec, negatives: int = 10,
                  steepness: float = 1.0, proj_hidden_dim: int = 512, proj_dim: int = 128):
-        super().__init__(backbone, views)
+        super().__init__(backbone, views, data)
         self.projector = projection_mlp(backbone.dim, proj_hidden_dim, proj_dim)
         self.objective = GroCoLoss(negatives=negatives, steepness=steepness)
 
-    def training_loss(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
-        x1, x2 = self.views(images)  # (B, C, S, S) each
+    def training_loss(self, batch: Batch) -> dict[str, torch.Tensor]:
+        x1, x2 = self.views(batch.inputs)  # (B, C, S, S) each
         z1 = self.projector(self.encode(x1))  # (B, proj_dim)
         z2 = self.projector(self.encode(x2))
         return {"loss": self.objective(z1, z2)}

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..data.batch import Batch
+from ..data.spec import DataSpec
 from ..objectives import ISogCLR as ISogCLRLoss
 from ..views import ViewConfig
 from .base import Method, Recipe
@@ -28,23 +30,19 @@ class ISogCLR(Method):
     # tau times NT-Xent's; AdamW normalizes the step size, so the lr carries over.
     recipe = Recipe(optimizer="adamw", lr=2e-3, weight_decay=0.05, warmup_fraction=0.05,
                     views=ViewConfig(crop_scale=(0.5, 1.0), crop_ratio=0.72))
-    uses_training_set = True  # one temperature and one estimate per training sample
 
-    def __init__(self, backbone: nn.Module, views: nn.Module, num_samples: int,
+    def __init__(self, backbone: nn.Module, views: nn.Module, data: DataSpec,
                  rho: float = 0.4, gamma: float = 0.8, tau_init: float = 0.1,
                  tau_min: float = 0.05, tau_max: float = 1.0, eta: float = 0.03,
                  beta: float = 0.5, proj_hidden_dim: int = 512, proj_dim: int = 128):
-        super().__init__(backbone, views)
+        super().__init__(backbone, views, data)
         self.projector = projection_mlp(backbone.dim, proj_hidden_dim, proj_dim)
-        self.objective = ISogCLRLoss(num_samples, tau_init, tau_min, tau_max, rho, gamma, eta,
+        self.objective = ISogCLRLoss(data.num_samples, tau_init, tau_min, tau_max, rho, gamma, eta,
                                      beta)
 
-    def training_loss(self, images: torch.Tensor, indices: torch.Tensor | None = None
-                      ) -> dict[str, torch.Tensor]:
-        if indices is None:
-            raise ValueError("isogclr needs each sample's dataset index (indices=)")
-        x1, x2 = self.views(images)  # (B, C, S, S) each
+    def training_loss(self, batch: Batch) -> dict[str, torch.Tensor]:
+        x1, x2 = self.views(batch.inputs)  # (B, C, S, S) each
         z1 = self.projector(self.encode(x1))  # (B, proj_dim)
         z2 = self.projector(self.encode(x2))
-        loss = self.objective(z1, z2, indices)
-        return {"loss": loss, "tau_mean": self.objective.tau[indices].mean()}
+        loss = self.objective(z1, z2, batch.indices)  # per-sample temperatures by dataset index
+        return {"loss": loss, "tau_mean": self.objective.tau[batch.indices].mean()}

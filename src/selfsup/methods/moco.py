@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..data.batch import Batch
+from ..data.spec import DataSpec
 from ..objectives import QueueInfoNCE
 from ..views import ViewConfig
 from .base import Method, Recipe
@@ -34,15 +36,14 @@ class MoCo(Method):
     # MoCo v3: every image gives two loss terms for the two backbone passes it costs anyway.
     recipe = Recipe(optimizer="adamw", lr=2e-3, weight_decay=0.05, warmup_fraction=0.05,
                     views=ViewConfig(crop_scale=(0.5, 1.0), crop_ratio=0.72))
-    uses_training_set = True  # the queue is sized by the training set
 
-    def __init__(self, backbone: nn.Module, views: nn.Module, num_samples: int,
+    def __init__(self, backbone: nn.Module, views: nn.Module, data: DataSpec,
                  temperature: float = 0.2, queue_size: int | None = None,
                  momentum: float = 0.99, proj_hidden_dim: int = 512, proj_dim: int = 128):
-        super().__init__(backbone, views)
+        super().__init__(backbone, views, data)
         self.projector = projection_mlp(backbone.dim, proj_hidden_dim, proj_dim)
         self.teacher = MomentumTeacher(nn.Sequential(backbone, self.projector))
-        self.queue = KeyQueue(self.queue_size_for(num_samples, queue_size), proj_dim)
+        self.queue = KeyQueue(self.queue_size_for(data.num_samples, queue_size), proj_dim)
         if not 0.0 <= momentum <= 1.0:
             raise ValueError(f"momentum must be in [0, 1], got {momentum}")
         self.base_momentum = momentum
@@ -71,13 +72,12 @@ class MoCo(Method):
     def contrast(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         return self.objective(q, k, self.queue.keys)
 
-    def training_loss(self, images: torch.Tensor, indices: torch.Tensor | None = None
-                      ) -> dict[str, torch.Tensor]:
-        x1, x2 = self.views(images)  # (B, C, S, S) each
+    def training_loss(self, batch: Batch) -> dict[str, torch.Tensor]:
+        x1, x2 = self.views(batch.inputs)  # (B, C, S, S) each
         q1 = self.projector(self.encode(x1))  # (B, proj_dim)
         q2 = self.projector(self.encode(x2))
-        k1 = self.teacher(x1.contiguous(memory_format=torch.channels_last))  # (B, proj_dim)
-        k2 = self.teacher(x2.contiguous(memory_format=torch.channels_last))
+        k1 = self.teacher(x1)  # (B, proj_dim)
+        k2 = self.teacher(x2)
         loss = 0.5 * (self.contrast(q1, k2) + self.contrast(q2, k1))
         # only now: the queue must not hold this batch's keys while its loss reads the queue
         self.queue.enqueue(nn.functional.normalize(k2.float(), dim=1))

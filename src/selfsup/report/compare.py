@@ -8,6 +8,8 @@ from typing import Any
 
 import yaml
 
+from ..rundir import RunDir
+
 COLUMNS = ("run", "method", "backbone", "budget", "steps", "knn", "linear", "nb", "rankme")
 
 
@@ -15,15 +17,15 @@ def compare_rows(run_dirs: list[str | Path]) -> list[dict[str, Any]]:
     """One row per run: config.yaml, encoder.json and eval.json summarized (None when absent)."""
     rows = []
     for d in map(Path, run_dirs):
-        if not (d / "config.yaml").is_file():
-            raise FileNotFoundError(f"{d / 'config.yaml'} not found: is {d} a selfsup run?")
-        cfg = yaml.safe_load((d / "config.yaml").read_text())
-        meta = json.loads((d / "encoder.json").read_text()) if (d / "encoder.json").is_file() \
-            else {}
-        ev = json.loads((d / "eval.json").read_text()) if (d / "eval.json").is_file() else {}
+        run = RunDir(d)
+        if not run.config.is_file():
+            raise FileNotFoundError(f"{run.config} not found: is {d} a selfsup run?")
+        cfg = yaml.safe_load(run.config.read_text())
+        meta = json.loads(run.meta.read_text()) if run.meta.is_file() else {}
+        ev = json.loads(run.eval.read_text()) if run.eval.is_file() else {}
         backbone = cfg.get("backbone")
         if meta.get("backbone"):
-            backbone = meta["backbone"].get("arch", backbone)
+            backbone = meta["backbone"].get("name", meta["backbone"].get("arch", backbone))
         budget = (cfg.get("time_budget") if cfg.get("time_budget")
                   else f"{cfg['epochs']} epochs" if cfg.get("epochs") else None)
         rows.append({"run": d.name, "method": cfg.get("method"), "backbone": backbone,

@@ -20,7 +20,8 @@ from ..data import Split, load_source
 from ..data.split import in_memory_split
 from ..evaluate.features import extract_features
 from ..evaluate.suite import train_test
-from ..train.checkpoint_io import atomic_write
+from ..methods.saved import saved_method
+from ..rundir import RunDir, atomic_write_text
 from . import plots
 
 MAPS = ("pca", "tsne")
@@ -30,7 +31,7 @@ QUERIES, NEIGHBOURS = 8, 8
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "metrics.jsonl"
+    path = RunDir(run_dir).metrics
     if not path.is_file():
         return []
     rows = []
@@ -56,7 +57,7 @@ def embedding_figures(run_dir: Path, data: str | None, how: str) -> dict[str, st
     """The embedding map and the nearest-neighbour grid, from the run's encoder and data."""
     encoder = load_encoder(run_dir)
     pre = encoder.preprocessing
-    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    cfg = yaml.safe_load(RunDir(run_dir).config.read_text())
     source = load_source(data or cfg["data"], channels=pre.channels, image_size=pre.input_size)
     train, test, _ = train_test(source)
     if test.labels is None:
@@ -80,6 +81,28 @@ def embedding_figures(run_dir: Path, data: str | None, how: str) -> dict[str, st
     return figs
 
 
+RECONSTRUCTIONS = 8  # test images shown masked and reconstructed
+
+
+def reconstruction_figure(run_dir: Path, data: str | None) -> str | None:
+    """For a masked-image-modelling run (a method with ``reconstruction_examples``): a few test
+    images, their masked input and the reconstruction, from the method its checkpoint holds."""
+    encoder = load_encoder(run_dir)
+    method = saved_method(str(run_dir), encoder)
+    if method is None or not hasattr(method, "reconstruction_examples"):
+        return None
+    pre = encoder.preprocessing
+    cfg = yaml.safe_load(RunDir(run_dir).config.read_text())
+    source = load_source(data or cfg["data"], channels=pre.channels, image_size=pre.input_size)
+    _, test, _ = train_test(source)
+    images, _ = sample_images(test, RECONSTRUCTIONS, seed=0)
+    torch.manual_seed(0)  # the same masks on every rewrite of the page
+    with torch.no_grad():
+        rows = method.reconstruction_examples(images)
+    return plots.to_png(plots.reconstruction_grid({k: v.float().cpu().numpy()
+                                                   for k, v in rows.items()}))
+
+
 def _section(title: str, png: str | None, note: str = "") -> str:
     body = (f'<img src="data:image/png;base64,{png}" alt="{html.escape(title)}">' if png
             else "")
@@ -89,7 +112,8 @@ def _section(title: str, png: str | None, note: str = "") -> str:
 
 def _summary(cfg: dict, meta: dict, ev: dict) -> str:
     rows = [("method", cfg.get("method")), ("data", cfg.get("data")),
-            ("backbone", cfg.get("backbone")), ("steps", meta.get("steps")),
+            ("backbone", meta.get("backbone", {}).get("name", cfg.get("backbone"))),
+            ("steps", meta.get("steps")),
             ("budget", cfg.get("time_budget") or f"{cfg.get('epochs')} epochs")]
     if meta.get("selected_by"):
         rows.append(("encoder", f"selected by {meta['selected_by']} at step {meta.get('step')}"))
@@ -119,14 +143,12 @@ def write_report(run_dir: str | Path, data: str | None = None, embedding_map: st
     if embedding_map not in MAPS:
         raise ValueError(f"unknown embedding map {embedding_map!r}; valid: {', '.join(MAPS)}")
     run_dir = Path(run_dir)
-    if not (run_dir / "config.yaml").is_file():
-        raise FileNotFoundError(f"{run_dir / 'config.yaml'} not found: is {run_dir} a selfsup "
-                                "run?")
-    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
-    meta_path = run_dir / "encoder.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    ev_path = run_dir / "eval.json"
-    ev = json.loads(ev_path.read_text()) if ev_path.is_file() else {}
+    files = RunDir(run_dir)
+    if not files.config.is_file():
+        raise FileNotFoundError(f"{files.config} not found: is {run_dir} a selfsup run?")
+    cfg = yaml.safe_load(files.config.read_text())
+    meta = json.loads(files.meta.read_text()) if files.meta.is_file() else {}
+    ev = json.loads(files.eval.read_text()) if files.eval.is_file() else {}
     rows = read_metrics(run_dir)
     steps = [r for r in rows if r.get("loss") is not None]
     ranks = [r for r in rows if "rankme" in r]
@@ -153,6 +175,17 @@ def write_report(run_dir: str | Path, data: str | None = None, embedding_map: st
     if "layers" in ev:
         sections.append(_section("Probe accuracy by layer",
                                  plots.to_png(plots.layer_bars(ev["layers"]))))
+    if "finetune" in ev:
+        b = ev["finetune"]["budget"]
+        sections.append(_section("Fine-tuning", plots.to_png(plots.finetune_plot(ev["finetune"])),
+                                 f"end to end, {b['steps']} steps of batch {b['batch_size']} per "
+                                 "run, mean ± std over seeds"))
+    if meta:
+        png = reconstruction_figure(run_dir, data)
+        if png is not None:
+            sections.append(_section("Masked reconstructions", png,
+                                     f"{RECONSTRUCTIONS} test images: original, masked input "
+                                     "(masked patches grey), reconstruction"))
     if meta:
         figs = embedding_figures(run_dir, data, embedding_map)
         how = "t-SNE" if embedding_map == "tsne" else "PCA"
@@ -166,7 +199,5 @@ def write_report(run_dir: str | Path, data: str | None = None, embedding_map: st
             f"</title><style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
             f"{_summary(cfg, meta, ev)}{''.join(sections)}<p class='note'>written "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}</p></body></html>")
-    out = run_dir / "report.html"
-    atomic_write(out, lambda f: f.write(page.encode()))
-    out.chmod(0o644)  # the temp file's private mode would keep a web server from serving it
-    return out
+    atomic_write_text(files.report, page)  # readable by all: a web server may serve it
+    return files.report

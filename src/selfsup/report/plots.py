@@ -117,3 +117,44 @@ def neighbour_grid(queries: np.ndarray, query_labels: np.ndarray, neighbours: np
     axes[0, 0].set_title("query", fontsize=8)
     fig.suptitle("Nearest neighbours", y=1.0)
     return fig
+
+
+def _show(ax, image: np.ndarray) -> None:
+    """One float image (C, H, W) in [0, 1] on ``ax``, gray for one channel."""
+    img = np.clip(image, 0, 1)
+    ax.imshow(img[0] if img.shape[0] == 1 else img.transpose(1, 2, 0),
+              cmap="gray" if img.shape[0] == 1 else None, vmin=0, vmax=1)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def reconstruction_grid(rows: dict[str, np.ndarray]) -> Figure:
+    """Masked-image modelling at a glance: one row per entry of ``rows`` (original, masked
+    input, reconstruction), one column per test image; each (n, C, H, W) in [0, 1]."""
+    names = list(rows)
+    n = len(rows[names[0]])
+    fig, axes = plt.subplots(len(names), n, figsize=(1.1 * n, 1.2 * len(names)), squeeze=False)
+    for r, name in enumerate(names):
+        for c in range(n):
+            _show(axes[r][c], rows[name][c])
+        axes[r][0].set_ylabel(name, fontsize=8)
+    return fig
+
+
+def finetune_plot(finetune: dict[str, Any]) -> Figure:
+    """Fine-tuned top-1 against the fraction of labels, pretrained vs from scratch, mean ± std
+    over seeds."""
+    fig, ax = plt.subplots(figsize=(5, 3.2))
+    rows = finetune["rows"]
+    x = [100 * r["fraction"] for r in rows]
+    for arm, label in (("pretrained", "pretrained"), ("scratch", "from scratch")):
+        if any(r[arm] is None for r in rows):
+            continue  # the baseline arm was skipped
+        mean = [100 * r[arm]["mean"] for r in rows]
+        std = [100 * r[arm]["std"] for r in rows]
+        ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=label)
+    ax.set_xscale("log")
+    ax.set(title="Fine-tuning", xlabel="labels used (%)", ylabel="test top-1 (%)")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    return fig

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 
 
 class TimeBudget(L.Callback):
@@ -133,11 +132,3 @@ class PeriodicCheckpoint(L.Callback):
         self._save(trainer)
 
 
-def has_bf16() -> bool:
-    """True where bf16 autocast is fast: CUDA with bf16, or a CPU with AVX-512-BF16/AMX."""
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    try:
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
-    except (AttributeError, RuntimeError):
-        return False

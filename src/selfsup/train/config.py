@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from types import UnionType
 from typing import Any, Union, get_args, get_origin, get_type_hints
 
@@ -53,6 +54,26 @@ def _is_instance(value: Any, hint: Any) -> bool:
     if base is int:
         return isinstance(value, int) and not isinstance(value, bool)
     return isinstance(value, base)
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """The config fields a YAML file holds; a run's ``resolved`` section is dropped."""
+    import yaml
+
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise ConfigError(f"cannot read config file {path}: {e.strerror}") from None
+    try:
+        loaded = yaml.safe_load(text) or {}
+    except yaml.YAMLError as e:
+        where = getattr(e, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where is not None else ""
+        raise ConfigError(f"{path} is not valid YAML{line}") from None
+    if not isinstance(loaded, dict):
+        raise ConfigError(f"{path} must hold a mapping of config fields")
+    loaded.pop("resolved", None)
+    return loaded
 
 
 @dataclass
@@ -120,8 +141,8 @@ class PretrainConfig:
         except ValueError as e:
             raise ConfigError(str(e)) from None
         if self.backbone != "default" and self.backbone not in BACKBONES:
-            raise ConfigError(
-                f"unknown backbone {self.backbone!r}; valid: {', '.join(BACKBONES + ['default'])}")
+            raise ConfigError(f"unknown backbone {self.backbone!r}; valid: "
+                              f"{', '.join([*sorted(BACKBONES), 'default'])}")
         if self.epochs is not None and self.epochs < 1:
             raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
         if self.time_budget is not None:
@@ -149,11 +170,10 @@ class PretrainConfig:
         if unknown:
             raise ConfigError(f"unknown argument(s) {unknown} for method {self.method!r}; "
                               f"valid: {', '.join(sorted(known)) or 'none'}")
-        view_keys = {f.name for f in fields(ViewConfig)}
-        bad = sorted(set(self.views) - view_keys)
-        if bad:
-            raise ConfigError(f"unknown view setting(s) {bad}; "
-                              f"valid: {', '.join(sorted(view_keys))}")
+        try:
+            ViewConfig.from_dict({**cls.recipe.views.to_dict(), **self.views})
+        except (TypeError, ValueError) as e:
+            raise ConfigError(str(e)) from None
         return self
 
     @property
@@ -162,6 +182,11 @@ class PretrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @classmethod
+    def from_file(cls, path: str | Path, **overrides: Any) -> PretrainConfig:
+        """A config YAML file (a run's ``config.yaml`` too), with ``overrides`` on top."""
+        return cls.from_dict({**read_config_file(path), **overrides})
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> PretrainConfig:

@@ -8,6 +8,7 @@ from typing import Any
 import lightning as L
 import torch
 
+from ..data.batch import Batch
 from ..methods import Method
 from .optim import build_optimizer
 from .schedule import Schedule
@@ -27,13 +28,15 @@ class PretrainModule(L.LightningModule):
 
     def __init__(self, method: Method, optimizer: str, lr: float, weight_decay: float,
                  warmup_fraction: float, total_steps: int, global_batch: int,
-                 provisional_total: bool = False, schedule: Schedule | None = None):
+                 provisional_total: bool = False, schedule: Schedule | None = None,
+                 betas: tuple[float, float] = (0.9, 0.999)):
         super().__init__()
         self.schedule = schedule or Schedule("cosine", warmup_fraction)
         self.method = method
         self.optimizer_name = optimizer
         self.base_lr = lr
         self.weight_decay = weight_decay
+        self.betas = tuple(betas)
         self.warmup_fraction = warmup_fraction
         self.total_steps = total_steps
         self.provisional_total = provisional_total
@@ -54,10 +57,9 @@ class PretrainModule(L.LightningModule):
         for group in self.optimizers().optimizer.param_groups:
             group["lr"] = lr
 
-    def training_step(self, batch: tuple[torch.Tensor, ...], batch_idx: int):
-        # (uint8 images (B, C, H, W), labels (B,), dataset indices (B,)); labels never train
-        images, indices = batch[0], (batch[2] if len(batch) > 2 else None)
-        if images.shape[0] < 2:
+    def training_step(self, batch: Batch, batch_idx: int):
+        # labels never train; methods with per-sample state read batch.indices
+        if batch.inputs.shape[0] < 2:
             return None  # every file of this batch failed to decode: nothing to learn from
         now = time.perf_counter()
         if self._last_step_time is not None:
@@ -66,13 +68,7 @@ class PretrainModule(L.LightningModule):
             ema = 0.9 * self.images_per_s + 0.1 * rate
             self.images_per_s = rate if self.images_per_s == 0 else ema
         self._last_step_time = now
-        if self.method.uses_training_set:
-            if indices is None:
-                raise ValueError(f"{type(self.method).__name__} keeps per-sample state and "
-                                 "needs batches of (images, labels, indices)")
-            out = self.method.training_loss(images, indices=indices)
-        else:
-            out = self.method.training_loss(images)
+        out = self.method.training_loss(batch)
         loss = out["loss"]
         self.check_finite(loss)
         self.log("loss", loss.detach(), prog_bar=True)
@@ -105,7 +101,8 @@ class PretrainModule(L.LightningModule):
         self._last_step_time = None  # the gap between epochs is not step time
 
     def configure_optimizers(self):
-        return build_optimizer(self.optimizer_name, self.method, self.base_lr, self.weight_decay)
+        return build_optimizer(self.optimizer_name, self.method, self.base_lr, self.weight_decay,
+                               self.betas)
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["selfsup"] = {"total_steps": int(self.total_steps),

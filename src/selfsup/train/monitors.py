@@ -12,8 +12,8 @@ from typing import Any
 import lightning as L
 import torch
 
+from ..collapse import CollapseCheck, embedding_std, rankme
 from ..data import Split
-from ..evaluate.monitors import CollapseCheck, embedding_std, rankme
 
 log = logging.getLogger("selfsup")
 
@@ -62,7 +62,7 @@ class RankMeMonitor(L.Callback):
         out = []
         for i in range(0, len(self.images), self.batch_size):
             x = backbone.preprocessing(self.images[i : i + self.batch_size].to(device))
-            out.append(backbone(x.contiguous(memory_format=torch.channels_last)).float().cpu())
+            out.append(backbone(x).float().cpu())
         backbone.train(was_training)
         return torch.cat(out)  # (n, D)
 
@@ -72,7 +72,7 @@ class RankMeMonitor(L.Callback):
             return None  # an epoch that ended on an every-n-steps measurement
         self._last_step = step
         t0 = time.perf_counter()
-        z = self.features(pl_module.method.backbone)
+        z = self.features(pl_module.method.export())
         row = {"step": step, "epoch": trainer.current_epoch, "rankme": round(rankme(z), 4),
                "embedding_std": float(f"{embedding_std(z):.6g}"),
                "monitor_s": round(time.perf_counter() - t0, 3)}

@@ -20,13 +20,13 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     ]
 
 
-def build_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float
-                    ) -> torch.optim.Optimizer:
+def build_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float,
+                    betas: tuple[float, float] = (0.9, 0.999)) -> torch.optim.Optimizer:
     groups = parameter_groups(model, weight_decay)
     if name == "lars":
         return Lars(groups, lr=lr, momentum=0.9, trust_coeff=0.001)
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lr, momentum=0.9)
     if name == "adamw":
-        return torch.optim.AdamW(groups, lr=lr)
+        return torch.optim.AdamW(groups, lr=lr, betas=tuple(betas))
     raise ValueError(f"unknown optimizer {name!r}; valid: lars, sgd, adamw")

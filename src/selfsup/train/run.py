@@ -19,23 +19,22 @@ from torch.utils.data import DataLoader
 from ..backbones import build_backbone
 from ..backbones.io import save_encoder
 from ..data import DataSource, load_source
+from ..data.batch import WithIndices, collate_batch
 from ..data.classes import select_classes
 from ..data.guided import GuidedBatchSampler, pseudo_labels
-from ..data.indexed import WithIndices, collate_with_indices
-from ..methods import get_method
-from ..views import TwoCropViews, ViewConfig
-from .callbacks import MetricsLog, PeriodicCheckpoint, TimeBudget, has_bf16
-from .checkpoint_io import AtomicCheckpointIO, load_checkpoint_safely, remove_stale_temps
+from ..data.spec import channel_stats, describe
+from ..hardware import has_bf16
+from ..methods import Method, get_method
+from ..rundir import RunDir, load_checkpoint_safely, remove_stale_temps
+from ..views import ViewConfig, build_views
+from .callbacks import MetricsLog, PeriodicCheckpoint, TimeBudget
+from .checkpoint_io import AtomicCheckpointIO
 from .config import ConfigError, PretrainConfig
 from .data_order import DataOrder, ShardedShuffle
 from .module import PretrainModule
-from .monitors import RankMeMonitor, probe_images
+from .products import product_monitors
 from .progress import PretrainProgressBar
 from .schedule import Schedule
-
-CONFIG, METRICS, LAST = "config.yaml", "metrics.jsonl", "checkpoints/last.ckpt"
-CONSTANT = "checkpoints/constant.ckpt"  # infinite schedule: the weights before the anneal
-BEST = "checkpoints/best.ckpt"
 
 
 @dataclass
@@ -46,21 +45,6 @@ class PretrainResult:
     seconds: float
     images_per_s: float
     is_global_zero: bool = True
-
-
-def channel_stats(source: DataSource, max_images: int = 10_000) -> tuple[tuple, tuple]:
-    """Per-channel mean and std of the training images (a sample of them for big sources)."""
-    split = source.train
-    if split.images is not None:
-        idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(0))[:max_images]
-        x = split.images[idx].float() / 255.0
-    else:
-        n = min(len(split), 512)
-        items = [split.dataset[i] for i in range(n)]
-        x = torch.stack([it[0] for it in items if it is not None]).float() / 255.0
-    mean = x.mean(dim=(0, 2, 3))
-    std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)
-    return tuple(round(float(v), 4) for v in mean), tuple(round(float(v), 4) for v in std)
 
 
 def default_run_dir(config: PretrainConfig) -> Path:
@@ -80,15 +64,17 @@ def resolve_precision(config: PretrainConfig) -> str:
 def init_checkpoint(run_dir: str | Path) -> Path:
     """The checkpoint ``--init-from`` starts from: an infinite-schedule run's pre-anneal weights
     (the constant phase continues from there), else its last checkpoint."""
-    for name in (CONSTANT, LAST):
-        if (Path(run_dir) / name).is_file():
-            return Path(run_dir) / name
-    raise ConfigError(f"cannot start from {run_dir}: it has no {LAST}")
+    run = RunDir(run_dir)
+    for path in (run.constant, run.last):
+        if path.is_file():
+            return path
+    raise ConfigError(f"cannot start from {run_dir}: it has no "
+                      f"{run.last.relative_to(run.path)}")
 
 
 def init_stats(run_dir: str | Path) -> tuple[tuple, tuple]:
     """The normalization of the run we start from: the encoder keeps its own preprocessing."""
-    path = Path(run_dir) / CONFIG
+    path = RunDir(run_dir).config
     try:
         pre = yaml.safe_load(path.read_text())["resolved"]["preprocessing"]
         return tuple(pre["mean"]), tuple(pre["std"])
@@ -97,18 +83,18 @@ def init_stats(run_dir: str | Path) -> tuple[tuple, tuple]:
                           "resolved preprocessing") from None
 
 
-def build_method(config: PretrainConfig, source: DataSource):
+def build_method(config: PretrainConfig, source: DataSource) -> Method:
+    """The method ``config`` names, with its backbone (the config's, else its recipe's), the
+    views its recipe names (overridden by ``config.views``) and a description of the data."""
     cls = get_method(config.method)
-    mean, std = init_stats(config.init_from) if config.init_from else channel_stats(source)
-    backbone = build_backbone(config.backbone, channels=source.channels,
-                              input_size=source.image_size, mean=mean, std=std)
-    backbone = backbone.to(memory_format=torch.channels_last)
-    views = TwoCropViews(backbone.preprocessing,
-                         ViewConfig(**{**cls.recipe.views.to_dict(), **config.views}))
-    # methods with per-sample state are sized by the training set
-    sized = {"num_samples": len(source.train)} if cls.uses_training_set else {}
+    mean, std = init_stats(config.init_from) if config.init_from else channel_stats(source.train)
+    name = config.backbone if config.backbone != "default" else cls.recipe.backbone
     try:
-        return cls(backbone, views, **sized, **config.method_args)
+        backbone = build_backbone(name, channels=source.channels, input_size=source.image_size,
+                                  mean=mean, std=std)
+        views = build_views(backbone.preprocessing,
+                            ViewConfig.from_dict({**cls.recipe.views.to_dict(), **config.views}))
+        return cls(backbone, views, describe(source), **config.method_args)
     except ValueError as e:
         raise ConfigError(f"method {config.method}: {e}") from None
 
@@ -133,7 +119,8 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
     check_devices(config)
     run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
     config.run_dir = str(run_dir)
-    last = run_dir / LAST
+    run = RunDir(run_dir)
+    last = run.last
     if resume and not last.is_file():
         raise ConfigError(f"nothing to resume: {last} does not exist")
     if resume and rank_zero_only.rank == 0:
@@ -158,6 +145,7 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
     recipe = method.recipe
     optimizer = config.optimizer or recipe.optimizer
     lr = (config.lr if config.lr is not None else recipe.lr) * config.batch_size / 256
+    betas = tuple(recipe.betas)
     wd = config.weight_decay if config.weight_decay is not None else recipe.weight_decay
     warmup = (config.warmup_fraction if config.warmup_fraction is not None
               else recipe.warmup_fraction)
@@ -168,7 +156,7 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
     # batches carry dataset indices for methods with per-sample state; its own generator:
     # worker seeds drawn from the global RNG would shift the augmentation stream of a resumed
     # run against the uninterrupted one
-    loader_args = dict(num_workers=workers, collate_fn=collate_with_indices,
+    loader_args = dict(num_workers=workers, collate_fn=collate_batch,
                        persistent_workers=workers > 0,
                        generator=torch.Generator().manual_seed(config.seed))
     steps_per_epoch = len(source.train) // config.batch_size
@@ -190,35 +178,34 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
                         config.cooldown_fraction, config.anneal_fraction,
                         continuing=config.init_from is not None)
     module = PretrainModule(method, optimizer, lr, wd, warmup, total, config.batch_size,
-                            provisional_total=config.epochs is None, schedule=schedule)
+                            provisional_total=config.epochs is None, schedule=schedule,
+                            betas=betas)
     if config.init_from and not resume:
         load_weights(module, init_state, init_ckpt)
 
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = config.to_dict() | {"resolved": {
         "optimizer": optimizer, "lr_scaled": lr, "weight_decay": wd, "warmup_fraction": warmup,
-        "precision": resolve_precision(config), "views": method.views.config.to_dict(),
-        # num_samples too, for methods sized by the data: enough to rebuild the method alone
-        "method_args": {**method.hparams(), **config.method_args,
-                        **({"num_samples": len(source.train)} if method.uses_training_set
-                           else {})},
+        "betas": list(betas), "precision": resolve_precision(config),
+        "backbone": method.backbone.config["name"], "views": method.views.config.to_dict(),
+        "method_args": {**method.hparams(), **config.method_args},
+        # with the method's args, enough to rebuild the method alone (layers probe, report)
+        "data": method.data.to_dict(), "product": method.product,
         "preprocessing": method.backbone.preprocessing.to_dict(),
     }}
     if not resume and rank_zero_only.rank == 0:
-        (run_dir / CONFIG).write_text(yaml.safe_dump(resolved, sort_keys=False))
+        run.config.write_text(yaml.safe_dump(resolved, sort_keys=False))
 
     callbacks: list[L.Callback] = [
-        MetricsLog(run_dir / METRICS, config.log_every),
+        MetricsLog(run.metrics, config.log_every),
+        # the product's monitors (RankMe for an encoder) before PeriodicCheckpoint, so
+        # last.ckpt carries their state
+        *product_monitors(method.product, source, config, run),
         DataOrder(sampler),  # before PeriodicCheckpoint: a checkpoint counts its own batch
         PeriodicCheckpoint(last, config.checkpoint_every_s),
     ]
     if config.schedule == "infinite" and config.anneal_fraction > 0:
-        callbacks.append(ConstantPhaseCheckpoint(run_dir / CONSTANT, config.anneal_fraction))
-    if config.rankme_samples:
-        # before PeriodicCheckpoint, so last.ckpt carries the monitor's best-so-far
-        best = run_dir / BEST if config.select_by == "rankme" else None
-        callbacks.insert(1, RankMeMonitor(probe_images(source.train, config.rankme_samples),
-                                          run_dir / METRICS, config.rankme_every, best))
+        callbacks.append(ConstantPhaseCheckpoint(run.constant, config.anneal_fraction))
     if budget is not None:
         callbacks.insert(0, TimeBudget(budget, calibrate_at=25 if config.epochs is None else 10**9))
     if progress:
@@ -232,13 +219,12 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
         trainer.fit(module, loader, ckpt_path=str(last) if resume else None)
     seconds = time.perf_counter() - t0
     selected: dict = {}
-    if config.select_by == "rankme" and (run_dir / BEST).is_file():
+    if config.select_by == "rankme" and run.best.is_file():
         # the exported encoder is the highest-RankMe one; last.ckpt stays the latest, for resume
-        module.load_state_dict(load_checkpoint_safely(run_dir / BEST)["state_dict"])
-        selected = {"selected_by": "rankme",
-                    **json.loads((run_dir / BEST).with_suffix(".json").read_text())}
+        module.load_state_dict(load_checkpoint_safely(run.best)["state_dict"])
+        selected = {"selected_by": "rankme", **json.loads(run.best_meta.read_text())}
     if trainer.is_global_zero:
-        save_encoder(method.backbone, run_dir, {"method": config.method,
+        save_encoder(method.export(), run_dir, {"method": config.method, "product": method.product,
                                                 "steps": trainer.global_step, **selected})
     return PretrainResult(run_dir, trainer.global_step, trainer.current_epoch, seconds,
                           module.images_per_s, trainer.is_global_zero)

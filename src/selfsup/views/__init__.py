@@ -1,6 +1,29 @@
-"""Batched, per-sample-random augmentations on tensors (own code for crop, flip and one-channel
-jitter; kornia for the rest)."""
+"""Batched, per-sample-random augmentations on tensors, named by a registry: a recipe says
+``ViewConfig(kind="two_crop")`` and the trainer builds that view maker. Mask samplers
+(``selfsup.views.masking``) are functions methods call, since some masks depend on the model."""
 
-from .two_crop import TwoCropViews, ViewConfig
+from __future__ import annotations
 
-__all__ = ["TwoCropViews", "ViewConfig"]
+from torch import nn
+
+from ..backbones.preprocessing import Preprocessing
+from .config import VIEW_KINDS, ViewConfig
+from .crops import IdentityViews, MultiCropViews, OneCropViews, TwoCropViews
+
+VIEWS: dict[str, type[nn.Module]] = {
+    "two_crop": TwoCropViews,
+    "one_crop": OneCropViews,
+    "multi_crop": MultiCropViews,
+    "identity": IdentityViews,
+}
+assert set(VIEWS) == set(VIEW_KINDS)
+
+
+def build_views(preprocessing: Preprocessing, config: ViewConfig) -> nn.Module:
+    """The view maker ``config.kind`` names, for an encoder with ``preprocessing``."""
+    config.validate()
+    return VIEWS[config.kind](preprocessing, config)
+
+
+__all__ = ["VIEWS", "VIEW_KINDS", "IdentityViews", "MultiCropViews", "OneCropViews",
+           "TwoCropViews", "ViewConfig", "build_views"]

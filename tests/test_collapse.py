@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from selfsup.evaluate import CollapseCheck, embedding_std, rankme
+from selfsup.collapse import CollapseCheck, embedding_std, rankme
 
 
 def _slow_embedding_std(z):

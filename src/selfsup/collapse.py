@@ -1,4 +1,5 @@
-"""Label-free monitors: RankMe, the embeddings' spread, and a collapse check built on both."""
+"""Label-free measures of a representation: RankMe, the embeddings' spread, and a collapse check
+built on both. A low module: training monitors and evaluation both read it."""
 
 from __future__ import annotations
 

@@ -1,0 +1,70 @@
+"""Augmentation settings, validated where the user gives them (config file, --view)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+VIEW_KINDS = ("two_crop", "one_crop", "multi_crop", "identity")
+
+
+@dataclass
+class ViewConfig:
+    """Which views a method gets (``kind``, from the registry in ``selfsup.views``) and their
+    strengths. Defaults follow SimCLR's CIFAR recipe, scaled for small images."""
+
+    kind: str = "two_crop"
+    crop_scale: tuple[float, float] = (0.2, 1.0)
+    # Side of the training crops as a fraction of the encoder's input size (``crop_size``
+    # overrides it in pixels). Training below the test resolution costs fewer FLOPs per view,
+    # and random-resized-crop training tests better at a higher resolution anyway (Touvron et
+    # al. 2019, "Fixing the train-test resolution discrepancy").
+    crop_ratio: float = 1.0
+    crop_size: int | None = None
+    flip_p: float = 0.5
+    jitter_p: float = 0.8
+    jitter_strength: float = 0.5  # SimCLR's s: brightness=contrast=saturation=0.8s, hue=0.2s
+    grayscale_p: float = 0.2      # 3-channel inputs only
+    blur_p: float = 0.0           # SimCLR turns blur off for 32 px images
+    solarize_p: float = 0.0
+    # multi_crop (Caron et al. 2020, SwAV; DINO's local crops): this many extra small crops
+    small_crops: int = 6
+    small_crop_ratio: float = 0.5
+    small_crop_scale: tuple[float, float] = (0.05, 0.4)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> ViewConfig:
+        """Build and validate; raises ValueError naming the setting and what is allowed."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"unknown view setting(s) {unknown}; valid: "
+                             f"{', '.join(sorted(known))}")
+        cfg = cls(**d)
+        cfg.validate()
+        return cfg
+
+    def validate(self) -> None:
+        if self.kind not in VIEW_KINDS:
+            raise ValueError(f"unknown view kind {self.kind!r}; valid: {', '.join(VIEW_KINDS)}")
+        for name in ("crop_scale", "small_crop_scale"):
+            lo_hi = getattr(self, name)
+            if (not isinstance(lo_hi, (list, tuple)) or len(lo_hi) != 2
+                    or not all(isinstance(v, (int, float)) for v in lo_hi)
+                    or not 0 < lo_hi[0] <= lo_hi[1] <= 1):
+                raise ValueError(f"view setting {name} must be two numbers [low, high] with "
+                                 f"0 < low <= high <= 1, got {lo_hi!r}")
+        for name in ("flip_p", "jitter_p", "grayscale_p", "blur_p", "solarize_p"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"view setting {name} is a probability in [0, 1], got "
+                                 f"{getattr(self, name)!r}")
+        for name in ("crop_ratio", "small_crop_ratio"):
+            if not 0 < getattr(self, name) <= 4:
+                raise ValueError(f"view setting {name} must be in (0, 4], got "
+                                 f"{getattr(self, name)!r}")
+        if self.crop_size is not None and self.crop_size < 1:
+            raise ValueError(f"view setting crop_size must be >= 1 pixel, got {self.crop_size}")
+        if self.small_crops < 0 or self.jitter_strength < 0:
+            raise ValueError("view settings small_crops and jitter_strength must be >= 0")

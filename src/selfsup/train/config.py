@@ -91,6 +91,7 @@ class PretrainConfig:
     weight_decay: float | None = None
     warmup_fraction: float | None = None
     method_args: dict[str, Any] = field(default_factory=dict)
+    backbone_args: dict[str, Any] = field(default_factory=dict)  # e.g. {"depth": 6, "pool": "mean"}
     views: dict[str, Any] = field(default_factory=dict)
     image_size: int | None = None
     channels: int | None = None

@@ -91,7 +91,7 @@ def build_method(config: PretrainConfig, source: DataSource) -> Method:
     name = config.backbone if config.backbone != "default" else cls.recipe.backbone
     try:
         backbone = build_backbone(name, channels=source.channels, input_size=source.image_size,
-                                  mean=mean, std=std)
+                                  mean=mean, std=std, **config.backbone_args)
         views = build_views(backbone.preprocessing,
                             ViewConfig.from_dict({**cls.recipe.views.to_dict(), **config.views}))
         return cls(backbone, views, describe(source), **config.method_args)

@@ -5,7 +5,12 @@ FLOP/s over ``--steps`` timed steps is divided by the bf16 and fp32 matmul peaks
 same run on the same device. Runs unchanged on a CUDA GPU.
 
     python benchmarks/mfu.py
+    python benchmarks/mfu.py --method mae --backbone vit_tiny --steps 10
     python benchmarks/mfu.py --device cuda --batch-size 256 1024
+
+bf16 rows are measured only where bf16 autocast is the default (selfsup.hardware.has_bf16):
+on a CPU without bf16 instructions it runs an order of magnitude slower than fp32 and no run
+would use it.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from training_step import (  # noqa: E402
 )
 
 from selfsup.backbones import CPU_DEFAULT  # noqa: E402
+from selfsup.hardware import has_bf16  # noqa: E402
 
 
 def main() -> None:
@@ -48,7 +54,7 @@ def main() -> None:
           flush=True)
     rows, records = [], []
     for batch in a.batch_size:
-        for bf16 in (True, False):
+        for bf16 in (True, False) if has_bf16() else (False,):
             torch.manual_seed(0)
             step = selfsup_step(a.method, a.backbone, device, bf16=bf16)
             batches = endless(fashion_mnist_loader(batch))
@@ -70,7 +76,7 @@ def main() -> None:
         return
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     append_table(
-        f"MFU of the default step ({name}: {a.method}, {a.backbone}, 28 px Fashion-MNIST)",
+        f"MFU of a training step ({name}: {a.method}, {a.backbone}, 28 px Fashion-MNIST)",
         ["batch", "precision", "images/s", "GFLOP/step", "achieved TFLOP/s",
          "MFU vs bf16 peak", "MFU vs fp32 peak"], rows,
         f"measured matmul peaks in the same run: bf16 {peak_bf16 / 1e12:.2f} TFLOP/s, fp32 "

@@ -29,7 +29,19 @@ def machine() -> str:
         pass
     import os
 
-    return f"{model}, {os.cpu_count()} cores, torch {torch.__version__}"
+    # the same model name has come with and without AVX-512/bf16 on different days, and bf16
+    # autocast is the default only where the CPU has it: name what this one has
+    flags = ""
+    try:
+        flags = Path("/proc/cpuinfo").read_text().split("flags", 2)[1].split("\n", 1)[0]
+    except (OSError, IndexError):
+        pass
+    isa = [x for x in ("avx512f", "avx512_bf16", "amx_bf16") if f" {x}" in flags]
+    isa = ", ".join(isa) if isa else "AVX2 only" if " avx2" in flags else "ISA unknown"
+    from selfsup.hardware import has_bf16
+
+    return (f"{model}, {os.cpu_count()} cores ({isa}; bf16 autocast "
+            f"{'on' if has_bf16() else 'off'}), torch {torch.__version__}")
 
 
 def command() -> str:

@@ -1,0 +1,130 @@
+"""MAE on a ViT against SimCLR on the same ViT and on resnet10w32, each judged by kNN, linear and
+end-to-end fine-tuning at several label fractions, beside the same architecture trained from
+scratch on the same labels (issue 14).
+
+One `selfsup pretrain` per (method, backbone, seed) into ``<root>/<method>-<backbone>-s<seed>``,
+then `selfsup.finetune` on it. Every stage is kept and reused, so the study (hours on a 2-core
+CPU) can be done over several sittings with the same command:
+- a run directory with eval.json is reused; one with a checkpoint but no eval.json (cut short)
+  is resumed from its last checkpoint (its time budget counts the time already spent);
+- fine-tuning results are cached per run in ``finetune-<labels>-<steps>.json``.
+
+Issue 14's table:
+    python benchmarks/masked_table.py --budget 30m
+A quick check (a few minutes, nothing appended):
+    python benchmarks/masked_table.py --data digits --budget 20s --mae-seeds 0 --ft-seeds 0 \
+        --ft-steps 20 --root /tmp/masked-check --no-append
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import selfsup
+from selfsup.rundir import RunDir
+
+sys.path.insert(0, str(Path(__file__).parent))
+from results_md import append_table, cached, mean_std  # noqa: E402
+
+
+def pretrain_or_reuse(method: str, backbone: str, seed: int, data: str, budget: str,
+                      root: Path) -> Path:
+    run = RunDir(root / f"{method}-{backbone}-s{seed}")
+    if run.eval.is_file():
+        print(f"reusing {run.path}", flush=True)
+    elif run.last.is_file():
+        print(f"resuming {run.path}", flush=True)
+        selfsup.pretrain(resume=str(run.path), progress=False)
+    else:
+        selfsup.pretrain(method, data, backbone=backbone, time_budget=budget, seed=seed,
+                         run_dir=str(run.path), progress=False)
+    return run.path
+
+
+def record(run_dir: Path, labels: str, ft_seeds: list[int], ft_steps: int,
+           baseline: bool) -> dict:
+    run = RunDir(run_dir)
+    ev = json.loads(run.eval.read_text())
+    meta = json.loads(run.meta.read_text())
+    tag = labels.replace("%", "").replace(",", "-")
+    # the from-scratch arm depends only on the architecture: the first run of each backbone
+    # trains it, the others skip it
+    ft = cached(run_dir / f"finetune-{tag}-{ft_steps}{'' if baseline else '-nobase'}.json",
+                lambda: selfsup.finetune(run_dir, labels=labels, seeds=tuple(ft_seeds),
+                                         steps=ft_steps, baseline=baseline, progress=True))
+    return {"run_dir": str(run_dir), "method": meta["method"], "backbone":
+            meta["backbone"]["name"], "steps": meta["steps"], "knn": ev["knn_top1"],
+            "linear": ev["linear_top1"], "finetune": ft["rows"], "ft_budget": ft["budget"]}
+
+
+def table(records: list[dict]) -> tuple[list[str], list[list]]:
+    fractions = [r["fraction"] for r in records[0]["finetune"]]
+    header = ["model", "runs", "pretraining steps", "kNN %", "linear %"]
+    header += [f"fine-tuned at {100 * f:g}% %" for f in fractions]
+    rows, scratch = [], {}
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for r in records:
+        groups.setdefault((r["method"], r["backbone"]), []).append(r)
+    for (method, backbone), rs in groups.items():
+        # each run's fine-tuning mean over its seeds; then mean ± std over pretraining seeds
+        ft = [mean_std([100 * x["finetune"][i]["pretrained"]["mean"] for x in rs])
+              if len(rs) > 1 else mean_std([100 * v for v in rs[0]["finetune"][i]["pretrained"]
+                                             ["runs"]]) for i in range(len(fractions))]
+        steps = sum(x["steps"] for x in rs) / len(rs)
+        rows.append([f"{method} {backbone}", len(rs), f"{steps:.0f}",
+                     mean_std([100 * x["knn"] for x in rs]),
+                     mean_std([100 * x["linear"] for x in rs]), *ft])
+        with_base = [x for x in rs if x["finetune"][0]["scratch"]]
+        if with_base:
+            scratch[backbone] = with_base[0]
+    for backbone, x in scratch.items():
+        cells = [mean_std([100 * v for v in x["finetune"][i]["scratch"]["runs"]])
+                 for i in range(len(fractions))]
+        rows.append([f"from scratch {backbone}", len(x["finetune"][0]["scratch"]["runs"]),
+                     "", "", "", *cells])
+    return header, rows
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="fashion-mnist")
+    p.add_argument("--budget", default="30m", help="pretraining time per run (default 30m)")
+    p.add_argument("--mae-seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--simclr-seed", type=int, default=0)
+    p.add_argument("--labels", default="1%,10%,100%")
+    p.add_argument("--ft-seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--ft-steps", type=int, default=300)
+    p.add_argument("--root", help="default: runs/masked/<data>-<budget>")
+    p.add_argument("--no-append", action="store_true", help="print only; leave RESULTS.md alone")
+    a = p.parse_args(argv)
+    root = Path(a.root or f"runs/masked/{Path(a.data).stem}-{a.budget}")
+    root.mkdir(parents=True, exist_ok=True)
+    plan = [("mae", "vit_tiny", s) for s in a.mae_seeds]
+    plan += [("simclr", "vit_tiny", a.simclr_seed), ("simclr", "resnet10w32", a.simclr_seed)]
+    records, has_baseline = [], set()
+    for method, backbone, seed in plan:
+        run_dir = pretrain_or_reuse(method, backbone, seed, a.data, a.budget, root)
+        records.append(record(run_dir, a.labels, a.ft_seeds, a.ft_steps,
+                              baseline=backbone not in has_baseline))
+        has_baseline.add(backbone)
+        print({k: v for k, v in records[-1].items() if k != "finetune"}, flush=True)
+    header, rows = table(records)
+    for row in [header, *rows]:
+        print(" | ".join(str(c) for c in row))
+    if not a.no_append:
+        b = records[0]["ft_budget"]
+        append_table(f"Masked image modelling: {a.data}, {a.budget} of pretraining per run, CPU",
+                     header, rows,
+                     f"fine-tuning: {b['steps']} steps of batch {b['batch_size']}, lr {b['lr']:g}"
+                     f", {b['augmentation']}, seeds {a.ft_seeds} per run; mean ± std (sample "
+                     "std) over pretraining seeds (MAE) or fine-tuning seeds (one run); the "
+                     f"scratch rows pool every run's scratch arm of that backbone; runs in {root}")
+    return records
+
+
+if __name__ == "__main__":
+    main()

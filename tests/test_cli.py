@@ -143,6 +143,8 @@ def test_bad_config_file_is_one_line(tmp_path, capsys, text, expected):
     (["--classes", "3-1"], "runs backwards"),
     (["--classes", "0-12"], "has no class(es) [10, 11, 12]"),
     (["--method-arg", "temperature"], "expected KEY=VALUE"),
+    (["--view", "crop_scale=[2,1]"], "view setting crop_scale must be two numbers [low, high] "
+                                     "with 0 < low <= high <= 1, got [2, 1]"),
 ])
 def test_bad_flags_are_one_line(tmp_path, capsys, flags, expected):
     code = main(["pretrain", "--data", "digits", "--run-dir", str(tmp_path / "run"),
@@ -150,3 +152,47 @@ def test_bad_flags_are_one_line(tmp_path, capsys, flags, expected):
     err = capsys.readouterr().err
     assert code == EXIT_USAGE, err
     assert expected in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def _truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+
+
+def _one_line_error(capsys, code: int) -> str:
+    err = capsys.readouterr().err
+    assert code == EXIT_USAGE, err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err
+
+
+@pytest.fixture
+def damaged_run(tmp_path):
+    """A finished 5-step run on the infinite schedule (so it has checkpoints/constant.ckpt)."""
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(10):
+        Image.new("RGB", (16, 16), (20 * i, 100, 200 - 20 * i)).save(folder / f"{i}.png")
+    run_dir = tmp_path / "run"
+    assert main(["pretrain", "--data", str(folder), "--epochs", "1", "--batch-size", "2",
+                 "--image-size", "16", "--precision", "32", "--schedule", "infinite",
+                 "--run-dir", str(run_dir), "--no-progress", "--no-eval"]) == 0
+    return run_dir
+
+
+def test_damaged_run_files_are_one_line(damaged_run, capsys):
+    capsys.readouterr()
+    checkpoints = damaged_run / "checkpoints"
+    _truncate(checkpoints / "last.ckpt")
+    err = _one_line_error(capsys, main(["pretrain", "--resume", str(damaged_run), "--epochs",
+                                        "2", "--no-progress"]))
+    assert f"cannot resume {damaged_run}: {checkpoints / 'last.ckpt'} is damaged" in err
+    assert f"{checkpoints / 'constant.ckpt'} (step 5) is whole: copy it over last.ckpt" in err
+    (checkpoints / "constant.ckpt").unlink()
+    err = _one_line_error(capsys, main(["pretrain", "--resume", str(damaged_run),
+                                        "--no-progress"]))
+    assert "no other checkpoint to resume from: start again with another --run-dir" in err
+    _truncate(damaged_run / "encoder.safetensors")
+    err = _one_line_error(capsys, main(["evaluate", str(damaged_run)]))
+    assert f"{damaged_run / 'encoder.safetensors'} is damaged or truncated" in err
+    assert "checkpoints" in err

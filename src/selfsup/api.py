@@ -13,16 +13,18 @@ import yaml
 from torch import nn
 
 from .backbones.io import load_encoder
-from .data import load_source
+from .data import DataError, DataSource, load_source
 from .evaluate import DEFAULT_PROTOCOLS, evaluate_encoder, load_projector, parse_preprocessing
 from .evaluate.embed import check_output, embed_source, write_embeddings
 from .evaluate.products import check_protocols, get_product
+from .evaluate.suite import LABEL_FREE, RANKME_SAMPLES, has_labels
 from .hardware import has_bf16
 from .methods import get_method
 from .report import write_report
 from .rundir import RunDir, atomic_write_text
 from .train import ConfigError, PretrainConfig, pretrain_run
 from .train.config import read_config_file
+from .train.trackers import log_results
 
 DEFAULT_BUDGET = "10m"
 
@@ -45,13 +47,21 @@ def load(run_dir: str | Path) -> nn.Module:
 def evaluate(encoder: nn.Module | str | Path, data: str | None = None,
              protocols: list[str] | tuple[str, ...] = DEFAULT_PROTOCOLS,
              k: int = 200, temperature: float = 0.1,
-             preprocessing: str | None = None) -> dict[str, Any]:
+             preprocessing: str | None = None, eval_data: str | None = None,
+             rankme_samples: int = RANKME_SAMPLES) -> dict[str, Any]:
     """Evaluate an encoder (or a run directory) on a source; the run's own data by default.
 
     ``protocols``: any of knn, linear, nb, fewshot, layers, rankme, raw_knn, finetune (the
     default label fractions and budget of `finetune`; a run directory only). Features always go
     through the encoder's own preprocessing; ``preprocessing`` overrides it (``"none"`` or
     ``"size=32,mean=0.5,std=0.5"``, see `parse_preprocessing`) to measure what a mismatch costs.
+    A source without labels gets RankMe and the collapse check (on ``rankme_samples`` of its
+    training images); the protocols that need labels are named under ``skipped``.
+
+    ``eval_data``: a labelled source the probes run on instead (a run pretrained on unlabelled
+    photos, probed on a small labelled folder), converted to the encoder's channels and size;
+    the label-free monitors stay on ``data``. Its results go under ``eval_data`` (with its name
+    under ``eval_data.data``) beside ``data``'s.
 
     Given a run directory, results on its own data with its own preprocessing are merged into
     its ``eval.json`` (keys of protocols not run this time are kept); results on other data or
@@ -67,24 +77,17 @@ def evaluate(encoder: nn.Module | str | Path, data: str | None = None,
         data = data or own_data
     if data is None:
         raise ValueError("give data= to evaluate a bare encoder")
-    own = encoder.preprocessing
-    pre = None
-    if preprocessing is not None:
-        native = load_source(data, channels=own.channels).image_size
-        pre = parse_preprocessing(preprocessing, own, native_size=native)
-    size = (pre or own).input_size
-    source = load_source(data, channels=own.channels, image_size=size)
     if "finetune" in protocols and run_dir is None:
         raise ValueError("the finetune protocol takes a run directory (it rebuilds the "
                          "architecture from scratch for its baseline)")
-    probes = [p for p in protocols if p != "finetune"]
-    projector = load_projector(run_dir, encoder) if run_dir and "layers" in probes else None
-    results = evaluate_encoder(encoder, source, probes, k, temperature, bf16=has_bf16(),
-                               preprocessing=pre, projector=projector) if probes else {
-        "data": source.name, "preprocessing_overridden": pre is not None}
-    if "finetune" in protocols:
-        results["finetune"] = {k2: v for k2, v in finetune(run_dir, data=data).items()
-                               if k2 != "written_to"}
+    options = dict(k=k, temperature=temperature, preprocessing=preprocessing, run_dir=run_dir,
+                   rankme_samples=rankme_samples)
+    on_data = [p for p in protocols if p in LABEL_FREE] if eval_data else list(protocols)
+    results = evaluate_source(encoder, data, on_data, **options)
+    if eval_data is not None:
+        probes = [p for p in protocols if p not in LABEL_FREE]
+        results["eval_data"] = evaluate_source(encoder, eval_data, probes, labelled=True,
+                                               **options)
     if run_dir is not None:
         results["written_to"] = str(record_results(run_dir, results, own=data == own_data
                                                    and not results["preprocessing_overridden"],
@@ -92,12 +95,59 @@ def evaluate(encoder: nn.Module | str | Path, data: str | None = None,
     return results
 
 
+def load_for_encoder(encoder: nn.Module, data: str, preprocessing: str | None = None
+                     ) -> tuple[DataSource, Any]:
+    """``data`` converted to the encoder's channels and input size (or the override's), and
+    the override `Preprocessing` (None without one)."""
+    own = encoder.preprocessing
+    pre = None
+    if preprocessing is not None:
+        native = load_source(data, channels=own.channels).image_size
+        pre = parse_preprocessing(preprocessing, own, native_size=native)
+    return load_source(data, channels=own.channels, image_size=(pre or own).input_size), pre
+
+
+def check_labelled(data: str, source: DataSource | None = None) -> None:
+    """Refuse an ``eval_data`` source without labels, before any work is spent on it."""
+    if not has_labels(source or load_source(data)):
+        raise DataError(f"--eval-data {data} has no labels: give a labelled source (one "
+                        "sub-folder per class, a .npz with y, digits, fashion-mnist)")
+
+
+def evaluate_source(encoder: nn.Module, data: str, protocols: list[str], k: int = 200,
+                    temperature: float = 0.1, preprocessing: str | None = None,
+                    run_dir: Path | None = None, rankme_samples: int = RANKME_SAMPLES,
+                    labelled: bool = False) -> dict[str, Any]:
+    """The ``protocols`` on one source through the encoder's own preprocessing (or the
+    override); ``labelled`` refuses a source without labels."""
+    source, pre = load_for_encoder(encoder, data, preprocessing)
+    if labelled:
+        check_labelled(data, source)
+    probes = [p for p in protocols if p != "finetune"]
+    projector = load_projector(run_dir, encoder) if run_dir and "layers" in probes else None
+    results = evaluate_encoder(encoder, source, probes, k, temperature, bf16=has_bf16(),
+                               preprocessing=pre, projector=projector,
+                               rankme_samples=rankme_samples) if probes else {
+        "data": source.name, "preprocessing_overridden": pre is not None}
+    if "finetune" in protocols and has_labels(source):
+        results["finetune"] = {k2: v for k2, v in finetune(run_dir, data=data).items()
+                               if k2 != "written_to"}
+    elif "finetune" in protocols:
+        results.setdefault("skipped", {})["finetune"] = "no labels"
+    return results
+
+
 def record_results(run_dir: Path, results: dict[str, Any], own: bool, data: str | None = None,
                    preprocessing: str | None = None) -> Path:
     """Merge ``results`` into the run's ``eval.json`` (keys of protocols not run this time are
     kept) when they are on its own data with its own preprocessing; else write
-    ``eval-<data>[-<override>].json`` beside it."""
+    ``eval-<data>[-<override>].json`` beside it.
+
+    The new results also go to the run's trackers (``--logger``), as ``eval/<key>`` (or
+    ``eval-<data>[-<override>]/<key>``): here, where every probe result is written, they reach
+    the trackers whether they come from ``pretrain``, ``evaluate`` or ``finetune``."""
     run = RunDir(run_dir)
+    new = results
     if own:
         path = run.eval
         previous = json.loads(path.read_text()) if path.is_file() else {}
@@ -106,6 +156,7 @@ def record_results(run_dir: Path, results: dict[str, Any], own: bool, data: str 
         tag = "-".join(filter(None, [Path(str(data)).name, preprocessing]))
         path = run.eval_for(re.sub(r"[^A-Za-z0-9._=-]+", "_", tag))
     atomic_write_text(path, json.dumps(results, indent=2))
+    log_results(run_dir, new, prefix="eval/" if own else f"{path.stem}/")
     return path
 
 
@@ -152,13 +203,21 @@ def finetune(run_dir: str | Path, data: str | None = None,
 
 def pretrain(method: str | None = None, data: str | None = None, *,
              config: str | Path | None = None, resume: str | None = None,
-             progress: bool = False, evaluate_after: bool = True, **options: Any) -> Run:
+             progress: bool = False, evaluate_after: bool = True, eval_data: str | None = None,
+             **options: Any) -> Run:
     """Pretrain and (by default) evaluate; returns the run. Options are `PretrainConfig` fields.
 
     ``config`` is a YAML file of config fields (a run's own ``config.yaml`` reruns it);
     ``method``, ``data`` and ``options`` given here override it. ``resume=RUN_DIR`` continues
-    that run from its last checkpoint with its saved config.
+    that run from its last checkpoint with its saved config. ``eval_data``: a labelled source
+    the probes run on after pretraining (see `evaluate`); checked before training starts.
+    A source without labels is evaluated with RankMe and the collapse check only.
     """
+    if eval_data is not None:
+        if not evaluate_after:
+            raise ConfigError("--eval-data names the data the evaluation probes; it cannot "
+                              "go with --no-eval")
+        check_labelled(eval_data)
     given = {k: v for k, v in (("method", method), ("data", data)) if v is not None}
     if resume is not None:
         config_path = RunDir(resume).config
@@ -188,7 +247,9 @@ def pretrain(method: str | None = None, data: str | None = None, *,
         # what the user asked for, then what the method's product attaches to every run
         product = get_product(get_method(config.method).product)
         protocols = list(dict.fromkeys([*config.eval_protocols, *product.attached]))
-        run.eval = evaluate(result.dir, data=config.data, protocols=protocols)
+        run.eval = evaluate(result.dir, data=config.data, protocols=protocols,
+                            eval_data=eval_data,
+                            rankme_samples=config.rankme_samples or RANKME_SAMPLES)
         try:
             write_report(result.dir)
         except Exception as e:  # the run and its scores are saved; a plot must not lose them

@@ -27,7 +27,7 @@ def _parser() -> argparse.ArgumentParser:
     # the choices come from the registries, so a new method or backbone needs no CLI change
     from .backbones import BACKBONES
     from .methods import METHODS
-    from .train.config import BATCH_SAMPLERS, OPTIMIZERS, PRECISIONS
+    from .train.config import BATCH_SAMPLERS, LOGGERS, OPTIMIZERS, PRECISIONS
     from .train.schedule import SCHEDULES
 
     p = argparse.ArgumentParser(prog="selfsup", description="Self-supervised representation "
@@ -88,18 +88,26 @@ def _parser() -> argparse.ArgumentParser:
                      help="augmentation setting, e.g. crop_scale=[0.3,1.0] (repeatable)")
     pre.add_argument("--no-progress", action="store_true", help="no live progress bar")
     pre.add_argument("--no-eval", action="store_true", help="skip the evaluation at the end")
+    pre.add_argument("--eval-data", metavar="SOURCE", help="run the probes on this labelled "
+                     "source (e.g. a folder with one sub-folder per class) instead of --data, "
+                     "e.g. when --data has no labels; results under eval_data in eval.json")
     pre.add_argument("--select-by", choices=["last", "rankme"],
                      help="rankme: keep checkpoints/best.ckpt at the highest RankMe (no labels "
                      "used) and export that encoder; default last")
     pre.add_argument("--rankme-every", type=int, metavar="STEPS",
                      help="measure RankMe every STEPS steps as well as at each epoch end")
+    pre.add_argument("--logger", action="append", choices=LOGGERS, dest="loggers",
+                     help="also log to an experiment tracker, into RUN/logs/ (repeatable): csv, "
+                     "tensorboard, mlflow (file store RUN/logs/mlflow), wandb (offline)")
 
     ev = sub.add_parser("evaluate", help="evaluate a run's encoder with frozen features",
                         formatter_class=fmt, epilog="examples:\n"
                         "  selfsup evaluate runs/simclr-fashion-mnist-20260101-120000\n"
                         "  selfsup evaluate RUN_DIR --protocol knn,linear,nb,fewshot,layers\n"
                         "  selfsup evaluate RUN_DIR --data ./labelled_images --protocol knn\n"
-                        "  selfsup evaluate RUN_DIR --protocol knn --preprocessing size=32,std=0.5")
+                        "  selfsup evaluate RUN_DIR --protocol knn --preprocessing "
+                        "size=32,std=0.5\n"
+                        "  selfsup evaluate RUN_DIR --eval-data ./labelled_images  # eval.json")
     ev.add_argument("run_dir")
     ev.add_argument("--data", help="default: the run's own data")
     ev.add_argument("--protocol", default="knn,linear,rankme,raw_knn",
@@ -111,6 +119,10 @@ def _parser() -> argparse.ArgumentParser:
     ev.add_argument("--k", type=int, default=200, help="kNN neighbours (default 200)")
     ev.add_argument("--temperature", type=float, default=0.1,
                     help="kNN vote temperature (default 0.1)")
+    ev.add_argument("--eval-data", metavar="SOURCE",
+                    help="run the probes on this labelled source (a run pretrained on "
+                    "unlabelled data, say); RankMe stays on the run's own data; results under "
+                    "eval_data in the same file as --data's (eval.json by default)")
     ev.add_argument("--preprocessing", metavar="SPEC",
                     help="override the encoder's own preprocessing: none, or e.g. "
                     "size=32,mean=0.5,std=0.5 (results go to eval-<data>-<SPEC>.json)")
@@ -145,6 +157,20 @@ def _parser() -> argparse.ArgumentParser:
                     "FILE.json, FILE.paths.txt for folders) or FILE.parquet (needs pyarrow)")
     em.add_argument("--split", choices=["all", "train", "test"], default="all")
 
+    ex = sub.add_parser("export", help="export a run's encoder for serving (ONNX or "
+                        "torch.export), with its preprocessing in FILE.json",
+                        formatter_class=fmt, epilog="examples:\n"
+                        "  selfsup export RUN_DIR --out encoder.onnx   # + encoder.onnx.json\n"
+                        "  selfsup export RUN_DIR --format pt2 --out encoder.pt2\n\n"
+                        "the graph takes uint8 images (batch, C, S, S) at the encoder's input "
+                        "size and returns\nfeatures (batch, dim); FILE.json says how to resize "
+                        "and the mean/std applied inside")
+    ex.add_argument("run_dir")
+    ex.add_argument("--format", choices=["onnx", "pt2"],
+                    help="onnx (checked with onnxruntime when installed) or pt2 "
+                    "(torch.export.load); default: from --out's suffix")
+    ex.add_argument("--out", required=True, metavar="FILE", help="FILE.onnx or FILE.pt2")
+
     rp = sub.add_parser("report", help="write RUN_DIR/report.html (curves, probes, maps)",
                         formatter_class=fmt, epilog="example:\n  selfsup report RUN_DIR\n"
                         "  selfsup report RUN_DIR --map tsne")
@@ -177,7 +203,7 @@ def _config_from_args(a: argparse.Namespace) -> dict[str, Any]:
         "num_nodes": a.num_nodes, "run_dir": a.run_dir, "seed": a.seed,
         "schedule": a.schedule, "init_from": a.init_from, "classes": a.classes,
         "sync_batchnorm": a.sync_batchnorm, "batch_sampler": a.batch_sampler,
-        "select_by": a.select_by, "rankme_every": a.rankme_every,
+        "select_by": a.select_by, "rankme_every": a.rankme_every, "loggers": a.loggers,
     }
     # flags given override the config file; the rest fall back to PretrainConfig's defaults
     opts.update({k: v for k, v in flags.items() if v is not None})
@@ -204,9 +230,15 @@ def _print_results(run) -> None:
             ("linear top-1", e.get("linear_top1"), True),
             ("raw-pixel kNN top-1", e.get("raw_pixels_knn_top1"), True),
             ("RankMe", e.get("rankme"), False)]
+    probed = e.get("eval_data", {})
+    rows += [(f"{name} on {probed.get('data')}", probed.get(key), True) for name, key in (
+        ("kNN top-1", "knn_top1"), ("linear top-1", "linear_top1"),
+        ("raw-pixel kNN top-1", "raw_pixels_knn_top1"))]
     for name, value, pct in rows:
         if value is not None:
             table.add_row(name, f"{100 * value:.2f}%" if pct else f"{value:.1f}")
+    if "collapse" in e:
+        table.add_row("collapsed", "yes" if e["collapse"]["collapsed"] else "no")
     table.add_row("steps", str(run.steps))
     table.add_row("training time", f"{run.seconds / 60:.1f} min")
     table.add_row("images/s", f"{run.images_per_s:.0f}")
@@ -214,6 +246,14 @@ def _print_results(run) -> None:
     if (run.dir / "report.html").is_file():
         table.add_row("report", str(run.dir / "report.html"))
     Console().print(table)
+    _print_label_hint(e, run.dir)
+
+
+def _print_label_hint(results: dict, run_dir) -> None:
+    """One line on how to probe a run whose data has no labels."""
+    if results.get("skipped") and "eval_data" not in results:
+        print(f"no labels in {results.get('data')}: RankMe and the collapse check only; probe "
+              f"with labels: selfsup evaluate {run_dir} --eval-data LABELLED_SOURCE")
 
 
 def _cmd_pretrain(a: argparse.Namespace) -> int:
@@ -223,10 +263,11 @@ def _cmd_pretrain(a: argparse.Namespace) -> int:
         extend = {k: v for k, v in (("epochs", a.epochs), ("time_budget", a.time_budget))
                   if v is not None}
         run = selfsup.pretrain(resume=a.resume, progress=not a.no_progress,
-                               evaluate_after=not a.no_eval, **extend)
+                               evaluate_after=not a.no_eval, eval_data=a.eval_data, **extend)
     else:
         opts = _config_from_args(a)
-        run = selfsup.pretrain(progress=not a.no_progress, evaluate_after=not a.no_eval, **opts)
+        run = selfsup.pretrain(progress=not a.no_progress, evaluate_after=not a.no_eval,
+                               eval_data=a.eval_data, **opts)
     if run.is_global_zero:
         _print_results(run)
     return EXIT_OK
@@ -240,14 +281,29 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     protocols = [p.strip() for p in a.protocol.split(",") if p.strip()]
     try:
         results = selfsup.evaluate(a.run_dir, data=a.data, protocols=protocols, k=a.k,
-                                   temperature=a.temperature, preprocessing=a.preprocessing)
+                                   temperature=a.temperature, preprocessing=a.preprocessing,
+                                   eval_data=a.eval_data)
     except ValueError as e:
         print(f"selfsup: error: {e}", file=sys.stderr)
         return EXIT_USAGE
+    _print_scores(results)
+    if "eval_data" in results:
+        print(f"on {results['eval_data']['data']}:")
+        _print_scores(results["eval_data"])
+    _print_label_hint(results, a.run_dir)
+    print(json.dumps({"eval_json": results["written_to"]}))
+    return EXIT_OK
+
+
+def _print_scores(results: dict) -> None:
     for key in ("knn_top1", "linear_top1", "nb_top1", "raw_pixels_knn_top1", "rankme"):
         if key in results:
             v = results[key]
             print(f"{key:22s} {100 * v:.2f}%" if key != "rankme" else f"{key:22s} {v:.1f}")
+    if "collapse" in results:
+        print(f"{'collapsed':22s} {'yes' if results['collapse']['collapsed'] else 'no'}")
+    for probe, why in results.get("skipped", {}).items():
+        print(f"{probe:22s} skipped: {why}")
     for probe in ("linear", "nb"):
         for row in results.get("fewshot", {}).get(probe, []):
             print(f"fewshot {probe:6s} {100 * row['fraction']:5.1f}%  "
@@ -257,8 +313,6 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
     for name, row in results.get("layers", {}).items():
         print(f"layer {name:10s} ({row['dim']}-d)  kNN {100 * row['knn_top1']:.2f}%  linear "
               f"{100 * row['linear_top1']:.2f}%  nb {100 * row['nb_top1']:.2f}%")
-    print(json.dumps({"eval_json": results["written_to"]}))
-    return EXIT_OK
 
 
 def _print_finetune(result: dict) -> None:
@@ -296,6 +350,20 @@ def _cmd_embed(a: argparse.Namespace) -> int:
         print(f"selfsup: error: {e}", file=sys.stderr)
         return EXIT_USAGE
     print("\n".join(str(p) for p in written))
+    return EXIT_OK
+
+
+def _cmd_export(a: argparse.Namespace) -> int:
+    from .export import export_encoder
+
+    try:
+        done = export_encoder(a.run_dir, a.out, a.format)
+    except (ValueError, ImportError) as e:
+        print(f"selfsup: error: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    checked = ("" if done.max_abs_diff is None else
+               f" (max |difference| from PyTorch {done.max_abs_diff:.2g})")
+    print(f"{done.path}{checked}\n{done.meta_path}")
     return EXIT_OK
 
 
@@ -354,7 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     user_errors = (ConfigError, DataError, CheckpointRefused, DamagedFile, FileNotFoundError)
     try:
         return {"pretrain": _cmd_pretrain, "evaluate": _cmd_evaluate, "embed": _cmd_embed,
-                "finetune": _cmd_finetune,
+                "finetune": _cmd_finetune, "export": _cmd_export,
                 "report": _cmd_report, "compare": _cmd_compare,
                 "methods": _cmd_methods}[args.command](args)
     except user_errors as e:

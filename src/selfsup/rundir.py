@@ -133,11 +133,26 @@ class CheckpointRefused(RuntimeError):
 
 
 def load_checkpoint_safely(path: str | Path, map_location: Any = "cpu") -> dict[str, Any]:
+    """A checkpoint's tensors and plain data (``weights_only=True``): `CheckpointRefused` for
+    one that would unpickle code, `DamagedFile` for a truncated or corrupt one."""
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
+    except (FileNotFoundError, PermissionError):
+        raise
     except Exception as e:  # torch raises UnpicklingError with a long explanation
         if "weights_only" in str(e) or "Unsupported global" in str(e):
             raise CheckpointRefused(
                 f"refusing to load {path}: it holds pickled objects that could run code "
                 "(only tensors and plain data are loaded)") from None
-        raise
+        # truncation shows as RuntimeError (no zip directory), OSError, EOFError or KeyError
+        detail = (str(e).splitlines() or [""])[0].split(". ")[0][:120]
+        raise DamagedFile(f"{path} is damaged: truncated or not a checkpoint "
+                          f"({type(e).__name__}: {detail})") from None
+
+
+def checkpoint_step(path: str | Path) -> int | None:
+    """The step a checkpoint was written at; None when it does not load."""
+    try:
+        return int(load_checkpoint_safely(path).get("global_step", 0))
+    except (DamagedFile, CheckpointRefused, OSError):
+        return None

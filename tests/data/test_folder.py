@@ -235,3 +235,66 @@ def test_decompression_bomb_is_skipped_quietly(tmp_path):
     assert len(source.train) == 1 and source.skipped == 1
     assert [str(r.message) for r in record] == [
         f"skipped 1 of 2 files in {tmp_path}: unreadable or not images (e.g. bomb.png)"]
+
+
+@pytest.mark.parametrize("name, fmt, mode", [
+    ("a.ppm", "PPM", "RGB"), ("a.pgm", "PPM", "L"), ("a.pbm", "PPM", "1"),
+    ("a.tga", "TGA", "RGB"), ("a.ico", "ICO", "RGB"), ("A.PNG", "PNG", "RGB"),
+    ("B.JPEG", "JPEG", "RGB"), ("C.TGA", "TGA", "RGB"), ("no_extension", "PNG", "RGB"),
+    ("jpeg_no_extension", "JPEG", "RGB"),
+])
+def test_every_format_pillow_decodes_is_read(tmp_path, name, fmt, mode):
+    pixels = np.full((12, 12, 3), (200, 40, 90), dtype=np.uint8)
+    Image.fromarray(pixels).convert(mode).save(tmp_path / name, format=fmt)
+    save(tmp_path / "other.png")
+    source = quiet_load(tmp_path, image_size=8)
+    assert sorted(Path(p).name for p in source.train.paths) == sorted([name, "other.png"])
+    image, _ = source.train.dataset[source.train.paths.index(str(tmp_path / name))]
+    assert image.shape == (3, 8, 8) and image.dtype == torch.uint8
+
+
+def test_files_without_extension_that_are_no_images_are_left_out_quietly(tmp_path):
+    save(tmp_path / "a.png")
+    (tmp_path / "LICENSE").write_text("MIT, not an image")
+    (tmp_path / "empty").write_bytes(b"")
+    (tmp_path / "weights.h5").write_bytes(b"\x89HDF\r\n\x1a\n" + bytes(64))  # data, not pixels
+    source = quiet_load(tmp_path)
+    assert [Path(p).name for p in source.train.paths] == ["a.png"] and source.skipped == 0
+
+
+def test_a_damaged_image_without_extension_is_counted(tmp_path):
+    save(tmp_path / "a.png")
+    whole = noise_png(tmp_path / "cut.png")
+    (tmp_path / "cut.png").unlink()
+    (tmp_path / "cut").write_bytes(whole[: len(whole) // 2])
+    with pytest.warns(UserWarning, match=r"skipped 1 of 2 .*\(e.g. cut\)"):
+        source = load_source(str(tmp_path))
+    assert len(source.train) == 1
+
+
+def test_a_folder_of_other_files_says_what_it_saw(tmp_path):
+    for i in range(12):
+        (tmp_path / f"{i}.txt").write_text("notes")
+    for i in range(3):
+        (tmp_path / "sub" / f"{i}.CSV").parent.mkdir(exist_ok=True)
+        (tmp_path / "sub" / f"{i}.CSV").write_text("a,b")
+    (tmp_path / "README").write_text("no extension, no image")
+    with pytest.raises(DataError) as err:
+        load_source(str(tmp_path))
+    message = str(err.value)
+    assert message.startswith(f"no readable images in {tmp_path} (saw 12 .txt, ")
+    assert "3 .csv" in message and "1 (no extension)" in message
+    assert "put images in it" in message and "\n" not in message
+
+
+def test_the_index_opens_only_image_named_and_unnamed_files(tmp_path, monkeypatch):
+    import selfsup.data.folder as folder
+
+    save(tmp_path / "a.png")
+    (tmp_path / "b.json").write_text("{}")
+    (tmp_path / "c").write_text("unnamed")
+    opened = []
+    real = folder.check_image
+    monkeypatch.setattr(folder, "check_image", lambda p: opened.append(Path(p).name) or real(p))
+    quiet_load(tmp_path)
+    assert sorted(opened) == ["a.png", "c"]

@@ -86,3 +86,47 @@ def test_rgb_to_one_channel_is_luminance(tmp_path):
     source = load_source(str(tmp_path / "red.npz"), channels=1)
     assert source.train.images.shape == (1, 1, 2, 2)
     assert source.train.images.unique().tolist() == [76]
+
+
+def test_keras_layout(tmp_path, images_nchw):
+    path = tmp_path / "mnist.npz"  # keras.datasets saves x_train/y_train/x_test/y_test
+    nhwc = images_nchw.transpose(0, 2, 3, 1)
+    np.savez(path, x_train=nhwc, y_train=np.arange(5).reshape(5, 1), x_test=nhwc[:2],
+             y_test=np.array([[1], [0]]))
+    source = load_source(str(path))
+    assert torch.equal(source.train.images, torch.from_numpy(images_nchw))
+    assert source.train.labels.tolist() == [0, 1, 2, 3, 4]  # (N, 1) as CIFAR ships: flattened
+    assert source.test.labels.tolist() == [1, 0] and len(source.test) == 2
+
+
+@pytest.mark.parametrize("rgb", [False, True])
+def test_medmnist_layout(tmp_path, rgb):
+    rng = np.random.default_rng(0)
+    shape = (6, 28, 28, 3) if rgb else (6, 28, 28)
+    arrays = {f"{split}_{kind}": (rng.integers(0, 256, shape, dtype=np.uint8)
+                                  if kind == "images" else rng.integers(0, 4, (6, 1)))
+              for split in ("train", "val", "test") for kind in ("images", "labels")}
+    arrays["test_images"] = arrays["test_images"][:3]
+    arrays["test_labels"] = arrays["test_labels"][:3]
+    path = tmp_path / "pathmnist.npz"
+    np.savez(path, **arrays)
+    source = load_source(str(path))
+    assert (source.channels, source.image_size) == (3 if rgb else 1, 28)
+    assert source.train.labels.tolist() == arrays["train_labels"][:, 0].tolist()
+    assert len(source.train) == 6 and len(source.test) == 3  # val_* is not trained on
+    expected = arrays["train_images"] if rgb else arrays["train_images"][..., None]
+    assert torch.equal(source.train.images, torch.from_numpy(expected.transpose(0, 3, 1, 2)))
+
+
+def test_unknown_layout_names_the_arrays_it_found(tmp_path):
+    np.savez(tmp_path / "odd.npz", pixels=np.zeros((2, 4, 4), np.uint8), targets=np.arange(2))
+    with pytest.raises(DataError, match=r"no array named 'x', 'x_train' or 'train_images' "
+                                        r"\(it has \['pixels', 'targets'\]\)"):
+        load_source(str(tmp_path / "odd.npz"))
+
+
+def test_multi_label_targets_are_refused_in_one_line(tmp_path):
+    np.savez(tmp_path / "chest.npz", train_images=np.zeros((2, 4, 4), np.uint8),
+             train_labels=np.zeros((2, 14), np.int64))
+    with pytest.raises(DataError, match="train_labels must be 2 non-negative integer labels"):
+        load_source(str(tmp_path / "chest.npz"))

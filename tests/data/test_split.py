@@ -11,6 +11,7 @@ from selfsup.data import (
     collate_batched,
     collate_images,
     load_source,
+    sample_split,
     stratified_holdout,
 )
 from selfsup.data.split import in_memory_split
@@ -82,3 +83,13 @@ def test_holdout_needs_labels():
 def test_holdout_of_a_real_source():
     train, test = stratified_holdout(load_source("digits").train, fraction=0.2)
     assert len(train) + len(test) == 1797 and len(test) == 360
+
+
+def test_sample_split_is_a_fixed_subset_in_order():
+    split = labelled_split()
+    sample = sample_split(split, 10, seed=0)
+    values = sample.images[:, 0, 0, 0].tolist()  # each image's value is its index
+    assert len(sample) == 10 and values == sorted(values) and len(set(values)) == 10
+    assert sample.labels.tolist() == split.labels[values].tolist()
+    assert sample_split(split, 10, seed=0).images.equal(sample.images)
+    assert sample_split(split, 1000) is split

@@ -4,7 +4,15 @@ No augmentation here; that happens batched, on the model's device, in ``selfsup.
 """
 
 from .sources import load_source
-from .split import DataError, DataSource, Split, collate_batched, collate_images, stratified_holdout
+from .split import (
+    DataError,
+    DataSource,
+    Split,
+    collate_batched,
+    collate_images,
+    sample_split,
+    stratified_holdout,
+)
 
 __all__ = ["DataError", "DataSource", "Split", "collate_batched", "collate_images",
-           "load_source", "stratified_holdout"]
+           "load_source", "sample_split", "stratified_holdout"]

@@ -4,18 +4,33 @@ from __future__ import annotations
 
 import os
 import warnings
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
 from .split import DataError, DataSource, Split
 
-IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff"})
+# Formats Pillow names but cannot decode on its own (stubs for an external handler, Windows-only
+# metafiles, Ghostscript for EPS) or that are data rather than pictures (HDF5, GRIB, BUFR).
+NOT_DECODABLE = frozenset({"BUFR", "EPS", "GRIB", "HDF5", "IPTC", "MPEG", "WMF"})
+NO_EXTENSION = "(no extension)"
+
+
+def pillow_extensions() -> frozenset[str]:
+    """Every extension of a format this Pillow opens and decodes itself: PNG, JPEG, PPM/PGM/PBM,
+    TGA, ICO, TIFF, WebP, ... (lower case; names are matched case-insensitively)."""
+    Image.init()
+    return frozenset(ext for ext, fmt in Image.registered_extensions().items()
+                     if fmt in Image.OPEN and fmt not in NOT_DECODABLE)
+
+
+IMAGE_EXTENSIONS = pillow_extensions()
 # 8192 x 8192: above any photo a pretraining set needs, below Pillow's own bomb limit so a
 # file that passed the index check never trips Pillow's warning when decoded.
 MAX_PIXELS = 1 << 26
@@ -35,14 +50,24 @@ class FolderIndex:
     bad: list[str] = field(default_factory=list)
     unlisted: list[str] = field(default_factory=list)  # folders os.walk could not read
     loose: int = 0  # images beside class folders, which belong to no class
+    others: Counter = field(default_factory=Counter)  # files that are no image, by extension
+
+
+def extension(name: str) -> str:
+    return os.path.splitext(name)[1].lower()
 
 
 def is_image_name(name: str) -> bool:
-    return not name.startswith(".") and os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+    """An image extension (any case), or none at all: such a file is recognised by content."""
+    if name.startswith("."):
+        return False
+    ext = extension(name)
+    return not ext or ext in IMAGE_EXTENSIONS
 
 
-def image_files(top: str, unlisted: list[str]) -> list[str]:
-    """Image-named files below ``top``, sorted; hidden files and folders left out.
+def image_files(top: str, unlisted: list[str], others: Counter | None = None) -> list[str]:
+    """Candidate image files below ``top`` (see `is_image_name`), sorted; hidden files and
+    folders left out, the other files counted by extension into ``others``.
 
     Symlinked folders are not followed, so a link loop cannot hang the walk.
     """
@@ -50,22 +75,32 @@ def image_files(top: str, unlisted: list[str]) -> list[str]:
     for root, dirs, files in os.walk(top, followlinks=False,
                                      onerror=lambda e: unlisted.append(e.filename)):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found.extend(os.path.join(root, f) for f in files if is_image_name(f))
+        for f in files:
+            if is_image_name(f):
+                found.append(os.path.join(root, f))
+            elif others is not None and not f.startswith("."):
+                others[extension(f)] += 1
     return sorted(found)
 
 
-def check_image(path: str) -> bool:
-    """Whether ``path`` opens as an image of sane size, without decoding its pixels.
+def check_image(path: str) -> bool | None:
+    """Whether ``path`` opens as an image of sane size, without decoding its pixels; None for
+    a file with no extension that is no image at all (not a damaged one, so not counted).
 
     ``verify`` reads the whole file for PNG (chunk CRCs, so truncation shows) but only the
     header for most other formats. A JPEG without its end marker is decoded (at reduced scale)
     to tell a truncated file from one with trailing bytes; what still slips through fails at
     decode and is dropped there, uncounted.
     """
+    unnamed = not extension(os.path.basename(path))
     try:
         if os.path.getsize(path) == 0:
-            return False
-        with Image.open(path) as im:
+            return None if unnamed else False
+        try:
+            im = Image.open(path)
+        except UnidentifiedImageError:
+            return None if unnamed else False
+        with im:
             if im.width * im.height > MAX_PIXELS:
                 return False
             jpeg = im.format == "JPEG"
@@ -91,8 +126,7 @@ def jpeg_is_whole(path: str) -> bool:
 
 def keep_readable(paths: list[str], index: FolderIndex) -> list[str]:
     """The paths that pass ``check_image``; the others are counted into ``index``."""
-    index.candidates += len(paths)
-    ok: list[bool] = []
+    ok: list[bool | None] = []
     # Pillow warns (rather than raises) between its two bomb limits; make that a skip.
     # Set once here, not per file, because warning filters are process-wide state.
     with warnings.catch_warnings():
@@ -100,7 +134,10 @@ def keep_readable(paths: list[str], index: FolderIndex) -> list[str]:
         with ThreadPoolExecutor(CHECK_THREADS) as pool:
             for start in range(0, len(paths), CHECK_CHUNK):
                 ok.extend(pool.map(check_image, paths[start:start + CHECK_CHUNK]))
-    index.bad.extend(p for p, good in zip(paths, ok, strict=True) if not good)
+    if None in ok:
+        index.others[NO_EXTENSION] += ok.count(None)
+    index.candidates += len(paths) - ok.count(None)
+    index.bad.extend(p for p, good in zip(paths, ok, strict=True) if good is False)
     return [p for p, good in zip(paths, ok, strict=True) if good]
 
 
@@ -134,17 +171,17 @@ def index_split(root: Path, classes: list[str] | None) -> FolderIndex:
     """Index one split root: one sub-folder per class, or loose images when unlabeled."""
     index = FolderIndex()
     if classes is None:
-        index.paths = keep_readable(image_files(str(root), index.unlisted), index)
+        index.paths = keep_readable(image_files(str(root), index.unlisted, index.others), index)
         return index
-    index.loose = sum(1 for e in os.scandir(root) if entry_is(e, "file") and is_image_name(e.name))
+    count_loose_files(root, index)
     to_label = {name: i for i, name in enumerate(classes)}
     label_of: dict[str, int] = {}
     for name in class_folders(root):
         if name not in to_label:
             raise DataError(f"{root / name} is a class the training split does not have "
                             f"(its classes: {', '.join(classes)}); rename or remove it")
-        label_of.update(dict.fromkeys(image_files(str(root / name), index.unlisted),
-                                      to_label[name]))
+        label_of.update(dict.fromkeys(image_files(str(root / name), index.unlisted,
+                                                  index.others), to_label[name]))
     if not label_of and index.loose:
         raise DataError(f"{root} holds images but no class folders, while the training split "
                         f"has them; sort its images into folders named {', '.join(classes[:3])}"
@@ -152,6 +189,19 @@ def index_split(root: Path, classes: list[str] | None) -> FolderIndex:
     index.paths = keep_readable(list(label_of), index)
     index.labels = [label_of[p] for p in index.paths]
     return index
+
+
+def count_loose_files(root: Path, index: FolderIndex) -> None:
+    """Count the files beside the class folders: images (which belong to no class) and others
+    (by extension, for the message when no class holds an image)."""
+    for entry in os.scandir(root):
+        if entry.name.startswith(".") or not entry_is(entry, "file"):
+            continue
+        ext = extension(entry.name)
+        if ext in IMAGE_EXTENSIONS:
+            index.loose += 1
+        else:
+            index.others[ext or NO_EXTENSION] += 1
 
 
 def split_roots(root: Path) -> tuple[Path, Path | None]:
@@ -197,15 +247,24 @@ def load_folder(root: Path, channels: int, image_size: int) -> DataSource:
         indexes.append(index_split(test_root, classes))
     for split_root, ix in zip((train_root, test_root), indexes, strict=False):
         if not ix.paths:
-            what = (f"({len(ix.bad)} files skipped)" if ix.candidates else
-                    "(no .png/.jpg/... files found): put images in it, or in one sub-folder "
-                    "per class")
-            raise DataError(f"no readable images in {split_root} {what}")
+            raise DataError(f"no readable images in {split_root} {why_no_images(ix)}")
     skipped = report_skips(root, indexes)
     splits = [folder_split(ix, channels, image_size) for ix in indexes]
     return DataSource(str(root), splits[0], splits[1] if len(splits) > 1 else None,
                       channels=channels, image_size=image_size, classes=classes,
                       skipped=skipped)
+
+
+def why_no_images(index: FolderIndex) -> str:
+    """Why a split found nothing: its damaged images, else the other files it saw."""
+    if index.candidates:
+        return f"({len(index.bad)} files skipped)"
+    fix = "put images in it (any format Pillow reads), or in one sub-folder per class"
+    if not index.others:
+        return f"(no .png/.jpg/... files found): {fix}"
+    seen = ", ".join(f"{n} {ext}" for ext, n in index.others.most_common(5))
+    more = ", ..." if len(index.others) > 5 else ""
+    return f"(saw {seen}{more}; none is an image): {fix}"
 
 
 def folder_split(index: FolderIndex, channels: int, image_size: int) -> Split:

@@ -1,4 +1,6 @@
-"""Arrays in a ``.npz`` file: ``x`` and optional ``y``, ``x_test``, ``y_test``, ``classes``."""
+"""Arrays in a ``.npz`` file, in the layouts the field ships: ``x`` with optional ``y``,
+``x_test``, ``y_test``, ``classes``; Keras' ``x_train``/``y_train``/``x_test``/``y_test``;
+MedMNIST's ``train_images``/``train_labels``/``val_*``/``test_*``."""
 
 from __future__ import annotations
 
@@ -10,6 +12,11 @@ import torch
 
 from .split import DataError, DataSource, Split, in_memory_split
 
+# (train images, train labels, test images, test labels), tried in this order. MedMNIST's
+# val_images/val_labels are neither trained on nor scored: the benchmark selects models on them.
+LAYOUTS = (("x", "y", "x_test", "y_test"),
+           ("x_train", "y_train", "x_test", "y_test"),
+           ("train_images", "train_labels", "test_images", "test_labels"))
 EXPECTED = ("x must be uint8 (or float in [0, 1]) images shaped (N, H, W), (N, H, W, C) or "
             "(N, C, H, W) with C 1 or 3 and H == W")
 
@@ -42,10 +49,13 @@ def images_nchw(x: np.ndarray, path: Path, key: str) -> torch.Tensor:
 
 
 def labels_of(arrays, key: str, n: int, path: Path) -> np.ndarray | None:
-    """Integer labels (n,) as int64, or None when the file has no ``key``."""
+    """Integer labels (n,) as int64, or None when the file has no ``key``; (n, 1) is
+    flattened (Keras' CIFAR and MedMNIST save them so)."""
     if key not in arrays:
         return None
     y = arrays[key]
+    if y.ndim == 2 and y.shape == (n, 1):
+        y = y[:, 0]
     if y.shape != (n,) or not np.issubdtype(y.dtype, np.integer) or (n and y.min() < 0):
         raise DataError(f"{path}: {key} must be {n} non-negative integer labels, one per "
                         f"image; got {y.dtype} shaped {y.shape}")
@@ -53,26 +63,30 @@ def labels_of(arrays, key: str, n: int, path: Path) -> np.ndarray | None:
 
 
 def load_npz(path: Path) -> DataSource:
-    """The arrays of ``path`` in memory; ``x_test`` (with ``y_test``) becomes the test split."""
+    """The arrays of ``path`` in memory, in the first of `LAYOUTS` it holds; its test images
+    (with their labels) become the test split."""
     try:
         with np.load(path, allow_pickle=False) as arrays:
             arrays = {key: arrays[key] for key in arrays.files}
     except (OSError, ValueError, zipfile.BadZipFile, EOFError) as e:
         raise DataError(f"cannot read {path} as a .npz file ({e}): save it with numpy.savez") \
             from e
-    if "x" not in arrays:
-        raise DataError(f"{path} has no array named 'x' (it has {sorted(arrays)}): "
-                        "save images as x=..., labels as y=...")
+    layout = next((keys for keys in LAYOUTS if keys[0] in arrays), None)
+    if layout is None:
+        raise DataError(f"{path} has no array named 'x', 'x_train' or 'train_images' (it has "
+                        f"{sorted(arrays)}): save images as x=..., labels as y=...")
+    x_key, y_key, x_test_key, y_test_key = layout
     splits: list[Split] = []
-    for x_key, y_key in (("x", "y"), ("x_test", "y_test")):
-        if x_key not in arrays:
+    for images_key, labels_key in ((x_key, y_key), (x_test_key, y_test_key)):
+        if images_key not in arrays:
             continue
-        images = images_nchw(arrays[x_key], path, x_key)
-        splits.append(in_memory_split(images, labels_of(arrays, y_key, len(images), path)))
+        images = images_nchw(arrays[images_key], path, images_key)
+        splits.append(in_memory_split(images, labels_of(arrays, labels_key, len(images), path)))
     train, test = splits[0], (splits[1] if len(splits) > 1 else None)
     if test is not None and test.images.shape[1:] != train.images.shape[1:]:
-        raise DataError(f"{path}: x_test images are {tuple(test.images.shape[1:])} but x images "
-                        f"are {tuple(train.images.shape[1:])}; give both the same (C, H, W)")
+        raise DataError(f"{path}: {x_test_key} images are {tuple(test.images.shape[1:])} but "
+                        f"{x_key} images are {tuple(train.images.shape[1:])}; give both the "
+                        "same (C, H, W)")
     classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else None
     return DataSource(str(path), train, test, channels=train.images.shape[1],
                       image_size=train.images.shape[-1], classes=classes)

@@ -124,6 +124,14 @@ def stratified_holdout(split: Split, fraction: float = 0.2, seed: int = 0) -> tu
     return _subset(split, np.sort(keep)), _subset(split, np.sort(held))
 
 
+def sample_split(split: Split, n: int, seed: int = 0) -> Split:
+    """A fixed random subset of at most ``n`` images of a split, in the split's order."""
+    if n >= len(split):
+        return split
+    picked = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:n]
+    return _subset(split, np.sort(picked.numpy()))
+
+
 def _subset(split: Split, indices: np.ndarray) -> Split:
     labels = split.labels[indices] if split.labels is not None else None
     if split.images is not None:

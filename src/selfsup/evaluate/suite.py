@@ -9,8 +9,8 @@ import numpy as np
 from torch import nn
 
 from ..backbones import Preprocessing
-from ..collapse import embedding_std, rankme
-from ..data import DataSource, stratified_holdout
+from ..collapse import CollapseCheck, embedding_std, rankme
+from ..data import DataSource, sample_split, stratified_holdout
 from .features import extract_features, raw_pixels
 from .fewshot import fewshot_curve
 from .layers import layer_features, layer_probes
@@ -18,6 +18,12 @@ from .probes import knn_accuracy, linear_probe, nb_accuracy
 
 PROTOCOLS = ("knn", "linear", "nb", "fewshot", "layers", "rankme", "raw_knn")
 DEFAULT_PROTOCOLS = ("knn", "linear", "rankme", "raw_knn")
+LABEL_FREE = ("rankme",)  # the protocols a source without labels can still run
+RANKME_SAMPLES = 2048  # training images RankMe is measured on when a source has no labels
+
+
+def has_labels(source: DataSource) -> bool:
+    return source.train.labels is not None
 
 
 def train_test(source: DataSource):
@@ -38,16 +44,19 @@ def evaluate_encoder(encoder: nn.Module, source: DataSource,
                      protocols: list[str] | tuple[str, ...] = ("knn", "linear", "rankme"),
                      k: int = 200, temperature: float = 0.1, bf16: bool = False,
                      preprocessing: Preprocessing | None = None,
-                     projector: nn.Module | None = None) -> dict[str, Any]:
+                     projector: nn.Module | None = None,
+                     rankme_samples: int = RANKME_SAMPLES) -> dict[str, Any]:
     """Frozen-feature evaluation. Returns a dict ready for eval.json.
 
     Features go through the encoder's own preprocessing unless ``preprocessing`` overrides it
     (recorded either way). ``projector`` adds the post-projection features to ``layers``.
+    A source without labels gets the label-free monitors only (`label_free_evaluation`).
     """
     check_protocols(protocols)
+    if not has_labels(source):
+        return label_free_evaluation(encoder, source, protocols, bf16, preprocessing,
+                                     rankme_samples)
     train, test, split_kind = train_test(source)
-    if train.labels is None:
-        raise ValueError(f"{source.name} has no labels: only label-free monitors can run")
     pre = preprocessing or encoder.preprocessing
     t0 = time.perf_counter()
     if "layers" in protocols:
@@ -90,8 +99,7 @@ def evaluate_encoder(encoder: nn.Module, source: DataSource,
         out["layers"] = timed("layers", lambda: layer_probes(tr_layers, tr_y, te_layers, te_y,
                                                              k, temperature))
     if "rankme" in protocols:
-        out["rankme"] = rankme(te_x)
-        out["embedding_std"] = embedding_std(te_x)
+        out |= representation_health(te_x)
     if "raw_knn" in protocols:
         def raw():
             rx, ry = raw_pixels(train, pre.input_size)
@@ -101,3 +109,35 @@ def evaluate_encoder(encoder: nn.Module, source: DataSource,
     out["seconds"] = seconds
     out["eval_seconds"] = round(time.perf_counter() - t0, 1)
     return {k2: (float(v) if isinstance(v, np.floating) else v) for k2, v in out.items()}
+
+
+def representation_health(features: np.ndarray) -> dict[str, Any]:
+    """RankMe, the normalized embeddings' std and the collapse check on features (N, D)."""
+    rank, std = rankme(features), embedding_std(features)
+    reasons = CollapseCheck().reasons(rank, std, features.shape[1])
+    return {"rankme": rank, "embedding_std": std,
+            "collapse": {"collapsed": bool(reasons), "reasons": reasons}}
+
+
+def label_free_evaluation(encoder: nn.Module, source: DataSource, protocols, bf16: bool = False,
+                          preprocessing: Preprocessing | None = None,
+                          rankme_samples: int = RANKME_SAMPLES) -> dict[str, Any]:
+    """What a source without labels allows: RankMe and the collapse check on a fixed sample of
+    its training images (no augmentation, the encoder's own preprocessing unless overridden).
+    The protocols that need labels are listed under ``skipped``."""
+    pre = preprocessing or encoder.preprocessing
+    t0 = time.perf_counter()
+    out: dict[str, Any] = {
+        "data": source.name, "split": "no labels", "n_train": len(source.train),
+        "preprocessing": pre.to_dict(),
+        "preprocessing_overridden": preprocessing is not None
+        and preprocessing != encoder.preprocessing,
+        "skipped": {p: "no labels" for p in protocols if p not in LABEL_FREE},
+    }
+    if "rankme" in protocols:
+        sample = sample_split(source.train, rankme_samples)
+        x, _ = extract_features(encoder, sample, bf16=bf16, preprocessing=pre)
+        out |= {"rankme_samples": int(len(x)), "feature_dim": int(x.shape[1]),
+                **representation_health(x)}
+    out["eval_seconds"] = round(time.perf_counter() - t0, 1)
+    return out

@@ -14,7 +14,8 @@ COLUMNS = ("run", "method", "backbone", "budget", "steps", "knn", "linear", "nb"
 
 
 def compare_rows(run_dirs: list[str | Path]) -> list[dict[str, Any]]:
-    """One row per run: config.yaml, encoder.json and eval.json summarized (None when absent)."""
+    """One row per run: config.yaml, encoder.json and eval.json summarized (None when absent);
+    a run whose own data has no labels shows its probes on ``eval_data``."""
     rows = []
     for d in map(Path, run_dirs):
         run = RunDir(d)
@@ -23,14 +24,16 @@ def compare_rows(run_dirs: list[str | Path]) -> list[dict[str, Any]]:
         cfg = yaml.safe_load(run.config.read_text())
         meta = json.loads(run.meta.read_text()) if run.meta.is_file() else {}
         ev = json.loads(run.eval.read_text()) if run.eval.is_file() else {}
+        probed = ev if "knn_top1" in ev or "linear_top1" in ev else ev.get("eval_data", {})
         backbone = cfg.get("backbone")
         if meta.get("backbone"):
             backbone = meta["backbone"].get("name", meta["backbone"].get("arch", backbone))
         budget = (cfg.get("time_budget") if cfg.get("time_budget")
                   else f"{cfg['epochs']} epochs" if cfg.get("epochs") else None)
         rows.append({"run": d.name, "method": cfg.get("method"), "backbone": backbone,
-                     "budget": budget, "steps": meta.get("steps"), "knn": ev.get("knn_top1"),
-                     "linear": ev.get("linear_top1"), "nb": ev.get("nb_top1"),
+                     "budget": budget, "steps": meta.get("steps"),
+                     "knn": probed.get("knn_top1"), "linear": probed.get("linear_top1"),
+                     "nb": probed.get("nb_top1"),
                      "rankme": ev.get("rankme")})
     return rows
 

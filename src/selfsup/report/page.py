@@ -19,7 +19,7 @@ from ..backbones.io import load_encoder
 from ..data import Split, load_source
 from ..data.split import in_memory_split
 from ..evaluate.features import extract_features
-from ..evaluate.suite import train_test
+from ..evaluate.suite import has_labels, train_test
 from ..methods.saved import saved_method
 from ..rundir import RunDir, atomic_write_text
 from . import plots
@@ -53,12 +53,18 @@ def sample_images(split: Split, n: int, seed: int) -> tuple[torch.Tensor, np.nda
             np.array([label for _, label in items], dtype=np.int64))
 
 
-def embedding_figures(run_dir: Path, data: str | None, how: str) -> dict[str, str]:
-    """The embedding map and the nearest-neighbour grid, from the run's encoder and data."""
+def embedding_figures(run_dir: Path, data: str | None, how: str,
+                      labelled: str | None = None) -> dict[str, str]:
+    """The embedding map and the nearest-neighbour grid, from the run's encoder and data, or
+    from ``labelled`` (the run's --eval-data) when that data has no labels; {} without any."""
     encoder = load_encoder(run_dir)
     pre = encoder.preprocessing
     cfg = yaml.safe_load(RunDir(run_dir).config.read_text())
     source = load_source(data or cfg["data"], channels=pre.channels, image_size=pre.input_size)
+    if not has_labels(source) and labelled:
+        source = load_source(labelled, channels=pre.channels, image_size=pre.input_size)
+    if not has_labels(source):
+        return {}
     train, test, _ = train_test(source)
     if test.labels is None:
         return {}
@@ -94,7 +100,8 @@ def reconstruction_figure(run_dir: Path, data: str | None) -> str | None:
     pre = encoder.preprocessing
     cfg = yaml.safe_load(RunDir(run_dir).config.read_text())
     source = load_source(data or cfg["data"], channels=pre.channels, image_size=pre.input_size)
-    _, test, _ = train_test(source)
+    # without labels there is no held-out split: the training images show the reconstruction
+    test = train_test(source)[1] if has_labels(source) else source.train
     images, _ = sample_images(test, RECONSTRUCTIONS, seed=0)
     torch.manual_seed(0)  # the same masks on every rewrite of the page
     with torch.no_grad():
@@ -110,6 +117,13 @@ def _section(title: str, png: str | None, note: str = "") -> str:
     return f"<section><h2>{html.escape(title)}</h2>{body}{note_html}</section>"
 
 
+def probe_results(ev: dict) -> dict:
+    """The probe results to show: eval.json's own, else those on its ``eval_data``."""
+    if any(k in ev for k, _ in plots.PROBES) or "eval_data" not in ev:
+        return ev
+    return ev["eval_data"]
+
+
 def _summary(cfg: dict, meta: dict, ev: dict) -> str:
     rows = [("method", cfg.get("method")), ("data", cfg.get("data")),
             ("backbone", meta.get("backbone", {}).get("name", cfg.get("backbone"))),
@@ -117,13 +131,19 @@ def _summary(cfg: dict, meta: dict, ev: dict) -> str:
             ("budget", cfg.get("time_budget") or f"{cfg.get('epochs')} epochs")]
     if meta.get("selected_by"):
         rows.append(("encoder", f"selected by {meta['selected_by']} at step {meta.get('step')}"))
+    probed = probe_results(ev)
+    if probed is not ev:
+        rows.append(("probes on", probed.get("data")))
     for key, label in plots.PROBES:
-        if key in ev:
-            rows.append((f"{label} top-1", f"{100 * ev[key]:.2f}%"))
-    if "linear" in ev and "C" in ev["linear"]:
-        rows.append(("linear probe C", ev["linear"]["C"]))
+        if key in probed:
+            rows.append((f"{label} top-1", f"{100 * probed[key]:.2f}%"))
+    if "linear" in probed and "C" in probed["linear"]:
+        rows.append(("linear probe C", probed["linear"]["C"]))
     if "rankme" in ev:
-        rows.append(("RankMe (test features)", f"{ev['rankme']:.1f} of {ev.get('feature_dim')}"))
+        on = "training images" if ev.get("split") == "no labels" else "test features"
+        rows.append((f"RankMe ({on})", f"{ev['rankme']:.1f} of {ev.get('feature_dim')}"))
+    if "collapse" in ev:
+        rows.append(("collapsed", "; ".join(ev["collapse"]["reasons"]) or "no"))
     cells = "".join(f"<tr><th>{html.escape(str(k))}</th><td>{html.escape(str(v))}</td></tr>"
                     for k, v in rows)
     return f"<table>{cells}</table>"
@@ -148,7 +168,8 @@ def write_report(run_dir: str | Path, data: str | None = None, embedding_map: st
         raise FileNotFoundError(f"{files.config} not found: is {run_dir} a selfsup run?")
     cfg = yaml.safe_load(files.config.read_text())
     meta = json.loads(files.meta.read_text()) if files.meta.is_file() else {}
-    ev = json.loads(files.eval.read_text()) if files.eval.is_file() else {}
+    full_ev = json.loads(files.eval.read_text()) if files.eval.is_file() else {}
+    ev = probe_results(full_ev)
     rows = read_metrics(run_dir)
     steps = [r for r in rows if r.get("loss") is not None]
     ranks = [r for r in rows if "rankme" in r]
@@ -164,6 +185,9 @@ def write_report(run_dir: str | Path, data: str | None = None, embedding_map: st
     ]
     if any(k in ev for k, _ in plots.PROBES):
         sections.append(_section("Probe accuracy", plots.to_png(plots.probe_bars(ev))))
+    elif full_ev.get("skipped"):
+        sections.append(_section("Probe accuracy", None, f"no labels in {full_ev.get('data')}: "
+                                 f"{run} --eval-data LABELLED_SOURCE"))
     else:
         sections.append(_section("Probe accuracy", None, f"no eval.json yet: {run}"))
     if "fewshot" in ev:
@@ -187,7 +211,8 @@ def write_report(run_dir: str | Path, data: str | None = None, embedding_map: st
                                      f"{RECONSTRUCTIONS} test images: original, masked input "
                                      "(masked patches grey), reconstruction"))
     if meta:
-        figs = embedding_figures(run_dir, data, embedding_map)
+        figs = embedding_figures(run_dir, data, embedding_map,
+                                 labelled=full_ev.get("eval_data", {}).get("data"))
         how = "t-SNE" if embedding_map == "tsne" else "PCA"
         sections.append(_section("Embedding map", figs.get("map"),
                                  f"{how} of up to {MAP_POINTS} test images, coloured by label"))
@@ -197,7 +222,7 @@ def write_report(run_dir: str | Path, data: str | None = None, embedding_map: st
     title = f"selfsup report: {run_dir.name}"
     page = (f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}"
             f"</title><style>{STYLE}</style></head><body><h1>{html.escape(title)}</h1>"
-            f"{_summary(cfg, meta, ev)}{''.join(sections)}<p class='note'>written "
+            f"{_summary(cfg, meta, full_ev)}{''.join(sections)}<p class='note'>written "
             f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}</p></body></html>")
     atomic_write_text(files.report, page)  # readable by all: a web server may serve it
     return files.report

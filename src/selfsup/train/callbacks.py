@@ -9,6 +9,8 @@ from typing import Any
 
 import lightning as L
 
+from .trackers import log_row
+
 
 class TimeBudget(L.Callback):
     """Stops cleanly when the wall-clock budget is spent, and sizes the lr schedule to it.
@@ -56,7 +58,8 @@ class TimeBudget(L.Callback):
 
 
 class MetricsLog(L.Callback):
-    """Appends one JSON object per logged step to ``metrics.jsonl`` (rank 0 only)."""
+    """Appends one JSON object per logged step to ``metrics.jsonl`` (rank 0 only), and hands
+    the same row to the run's trackers (``--logger``)."""
 
     def __init__(self, path: Path, every: int = 10):
         self.path = Path(path)
@@ -97,6 +100,7 @@ class MetricsLog(L.Callback):
             "elapsed_s": round(pl_module.elapsed_before + pl_module.session_elapsed(), 2),
         }
         self._write(row)
+        log_row(trainer.loggers, row, step)  # --logger: the same values as metrics.jsonl
 
     def on_train_epoch_end(self, trainer, pl_module) -> None:
         if trainer.is_global_zero:

@@ -11,6 +11,8 @@ from typing import Any, Union, get_args, get_origin, get_type_hints
 OPTIMIZERS = ("lars", "sgd", "adamw")
 PRECISIONS = ("auto", "bf16", "32")
 BATCH_SAMPLERS = ("random", "guided")
+# experiment trackers, through Lightning's loggers (train/trackers.py)
+LOGGERS = ("csv", "tensorboard", "mlflow", "wandb")
 
 
 class ConfigError(ValueError):
@@ -115,14 +117,19 @@ class PretrainConfig:
     rankme_every: int = 0  # also measure RankMe every this many steps (0: at epoch ends only)
     select_by: str | None = None  # "rankme": export the encoder of the highest-RankMe checkpoint
     batch_sampler: str | None = None  # random | guided (G-SimCLR); None: the method's recipe
+    loggers: list[str] = field(default_factory=list)  # csv, tensorboard, mlflow, wandb
 
     def validate(self) -> PretrainConfig:
         from ..backbones import BACKBONES
         from ..methods import get_method
         from ..views import ViewConfig
         from .schedule import SCHEDULES
+        from .trackers import check_trackers
 
         check_types(self)
+        if not all(isinstance(n, str) for n in self.loggers):
+            raise ConfigError(f"loggers must be names; valid: {', '.join(LOGGERS)}")
+        check_trackers(self.loggers)  # unknown names and missing packages, before any work
         if self.batch_sampler not in (None, *BATCH_SAMPLERS):
             raise ConfigError(f"unknown batch sampler {self.batch_sampler!r}; "
                               f"valid: {', '.join(BATCH_SAMPLERS)}")

@@ -71,12 +71,14 @@ class PretrainModule(L.LightningModule):
         out = self.method.training_loss(batch)
         loss = out["loss"]
         self.check_finite(loss)
-        self.log("loss", loss.detach(), prog_bar=True)
-        self.log("lr", self.current_lr(), prog_bar=True)
-        self.log("img/s", self.images_per_s, prog_bar=True)
+        # for the progress bar and the callbacks; MetricsLog hands the trackers (--logger) the
+        # rows of metrics.jsonl, so Lightning logging these too would log them twice
+        self.log("loss", loss.detach(), prog_bar=True, logger=False)
+        self.log("lr", self.current_lr(), prog_bar=True, logger=False)
+        self.log("img/s", self.images_per_s, prog_bar=True, logger=False)
         for k, v in out.items():
             if k != "loss":
-                self.log(k, v.detach())
+                self.log(k, v.detach(), logger=False)
         return loss
 
     def check_finite(self, loss: torch.Tensor) -> None:

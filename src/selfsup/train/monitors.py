@@ -14,6 +14,7 @@ import torch
 
 from ..collapse import CollapseCheck, embedding_std, rankme
 from ..data import Split
+from .trackers import log_row
 
 log = logging.getLogger("selfsup")
 
@@ -87,6 +88,8 @@ class RankMeMonitor(L.Callback):
         if trainer.is_global_zero:
             with self.metrics_path.open("a") as f:
                 f.write(json.dumps(row) + "\n")
+            # --logger: the row metrics.jsonl holds (a stand-in trainer may have no loggers)
+            log_row(getattr(trainer, "loggers", ()), row, step)
         if self.best_path is not None and row["rankme"] > self.best.get("rankme", -1.0):
             self.best = {"step": step, "epoch": row["epoch"], "rankme": row["rankme"]}
             # every rank calls save_checkpoint (Lightning writes on rank 0 only); the features

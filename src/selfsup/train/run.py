@@ -25,7 +25,13 @@ from ..data.guided import GuidedBatchSampler, pseudo_labels
 from ..data.spec import channel_stats, describe
 from ..hardware import has_bf16
 from ..methods import Method, get_method
-from ..rundir import RunDir, load_checkpoint_safely, remove_stale_temps
+from ..rundir import (
+    DamagedFile,
+    RunDir,
+    checkpoint_step,
+    load_checkpoint_safely,
+    remove_stale_temps,
+)
 from ..views import ViewConfig, build_views
 from .callbacks import MetricsLog, PeriodicCheckpoint, TimeBudget
 from .checkpoint_io import AtomicCheckpointIO
@@ -35,6 +41,7 @@ from .module import PretrainModule
 from .products import product_monitors
 from .progress import PretrainProgressBar
 from .schedule import Schedule
+from .trackers import log_config, open_loggers
 
 
 @dataclass
@@ -70,6 +77,19 @@ def init_checkpoint(run_dir: str | Path) -> Path:
             return path
     raise ConfigError(f"cannot start from {run_dir}: it has no "
                       f"{run.last.relative_to(run.path)}")
+
+
+def check_resumable(run: RunDir) -> None:
+    """Load last.ckpt once before any work (Lightning would load it deep inside ``fit``), so a
+    damaged one is one line naming it and what is left to resume from."""
+    try:
+        load_checkpoint_safely(run.last)
+    except DamagedFile as e:
+        step = checkpoint_step(run.constant) if run.constant.is_file() else None
+        left = (f"{run.constant} (step {step}) is whole: copy it over {run.last.name} to resume "
+                "from there, or start again with another --run-dir" if step is not None else
+                "no other checkpoint to resume from: start again with another --run-dir")
+        raise DamagedFile(f"cannot resume {run.path}: {e}; {left}") from None
 
 
 def init_stats(run_dir: str | Path) -> tuple[tuple, tuple]:
@@ -125,6 +145,8 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
         raise ConfigError(f"nothing to resume: {last} does not exist")
     if resume and rank_zero_only.rank == 0:
         remove_stale_temps(last)  # a write the kill interrupted; last.ckpt itself is whole
+    if resume:
+        check_resumable(run)
     if not resume and last.is_file():
         raise ConfigError(f"{run_dir} already holds a run; use --resume {run_dir} or another "
                           "--run-dir")
@@ -211,6 +233,8 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
     if progress:
         callbacks.append(PretrainProgressBar(leave=True))
     trainer = build_trainer(config, callbacks, progress)
+    if not resume:
+        log_config(trainer.loggers, resolved)  # a resumed run's trackers have it already
     t0 = time.perf_counter()
     with warnings.catch_warnings():
         # Lightning's advice is for GPU input pipelines; ours is batched on the device already
@@ -233,7 +257,8 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
 def build_trainer(config: PretrainConfig, callbacks: list[L.Callback], progress: bool
                   ) -> L.Trainer:
     """DDP when devices x nodes > 1 (gloo on CPU, NCCL on GPUs); Lightning reads torchrun's and
-    SLURM's environment variables itself."""
+    SLURM's environment variables itself. ``config.loggers`` become Lightning loggers writing
+    into ``RUN/logs/`` (train/trackers.py); ``config.run_dir`` must be set."""
     world = config.devices * config.num_nodes
     # Lightning's start-up banner (device list, tips) is noise next to our own summary
     for name in ("lightning.pytorch", "lightning.fabric"):
@@ -242,7 +267,8 @@ def build_trainer(config: PretrainConfig, callbacks: list[L.Callback], progress:
         accelerator="auto", devices=config.devices, num_nodes=config.num_nodes,
         strategy="ddp" if world > 1 else "auto", precision=resolve_precision(config),
         max_epochs=config.epochs if config.epochs is not None else -1,
-        logger=False, enable_checkpointing=False, enable_model_summary=False,
+        logger=open_loggers(config.run_dir, config.loggers) if config.loggers else False,
+        enable_checkpointing=False, enable_model_summary=False,
         enable_progress_bar=progress, num_sanity_val_steps=0, callbacks=callbacks,
         plugins=[AtomicCheckpointIO()], log_every_n_steps=config.log_every,
         # per-process batch statistics unless asked: SyncBatchNorm costs a collective per layer

@@ -21,7 +21,7 @@ def test_unknown_method_lists_valid():
 
 # A 12-block ViT pretrains and embeds digits in ~90 s on a 2-core CPU without bf16; 4 blocks
 # exercise the same code in a third of that.
-SMALLER = {"mae": {"backbone_args": {"depth": 4}}}
+SMALLER = {name: {"backbone_args": {"depth": 4}} for name in ("mae", "uni4eye", "hpm", "cae")}
 MASKED = {name for name, cls in METHODS.items() if cls.info.family == "masked image modelling"}
 
 

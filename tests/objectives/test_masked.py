@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from selfsup.objectives.masked import MaskedReconstruction
+from selfsup.objectives.masked import MaskedReconstruction, RelativeLossPrediction
 from selfsup.views.masking import patchify
 
 
@@ -63,3 +63,45 @@ def test_bf16_prediction_computes_in_float32():
 def test_shape_mismatch_is_clear():
     with pytest.raises(ValueError, match="mask"):
         MaskedReconstruction()(torch.zeros(2, 4, 16), torch.zeros(2, 4, 16), torch.zeros(2, 5))
+
+
+def reference_learning_loss(loss_pred, loss_target):
+    """Haochen-Wang409/HPM models_mae_learn_loss.py ``MaskedAutoencoderViT.forward_learning_loss``
+    with ``relative=True``, step by step: loss_pred and loss_target (N, n) over masked patches."""
+    labels_positive = loss_target.unsqueeze(1) > loss_target.unsqueeze(2)
+    labels_negative = loss_target.unsqueeze(1) < loss_target.unsqueeze(2)
+    labels_valid = labels_positive + labels_negative
+    loss_matrix = loss_pred.unsqueeze(1) - loss_pred.unsqueeze(2)
+    loss = - labels_positive.int() * torch.log(torch.sigmoid(loss_matrix) + 1e-6) \
+           - labels_negative.int() * torch.log(1 - torch.sigmoid(loss_matrix) + 1e-6)
+    return loss.sum() / labels_valid.sum()
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_relative_loss_matches_official(ties):
+    g = torch.Generator().manual_seed(0)
+    pred = torch.randn(5, 37, generator=g, requires_grad=True)
+    target = torch.rand(5, 37, generator=g)
+    if ties:  # equal errors make no pair
+        target = (target * 4).round()
+    ours = RelativeLossPrediction()(pred, target)
+    ref = reference_learning_loss(pred, target)
+    torch.testing.assert_close(ours, ref, atol=1e-6, rtol=1e-6)
+    (g_ours,) = torch.autograd.grad(ours, pred)
+    (g_ref,) = torch.autograd.grad(ref, pred)
+    torch.testing.assert_close(g_ours, g_ref, atol=1e-7, rtol=1e-5)
+
+
+def test_relative_loss_hand_computed():
+    # two patches, patch 1 truly harder; equal predictions: each of the 2 ordered pairs costs
+    # -log(0.5 + 1e-6), so does their mean
+    loss = RelativeLossPrediction()(torch.zeros(1, 2), torch.tensor([[1.0, 2.0]]))
+    assert loss.item() == pytest.approx(-torch.log(torch.tensor(0.5 + 1e-6)).item(), rel=1e-6)
+    # predicting the right order by a margin of 4: -log(sigmoid(4) + 1e-6) per pair
+    loss = RelativeLossPrediction()(torch.tensor([[0.0, 4.0]]), torch.tensor([[1.0, 2.0]]))
+    want = -torch.log(torch.sigmoid(torch.tensor(4.0)) + 1e-6)
+    assert loss.item() == pytest.approx(want.item(), rel=1e-6)
+    # the true errors are detached: only the predictions learn
+    target = torch.rand(2, 5, requires_grad=True)
+    RelativeLossPrediction()(torch.randn(2, 5, requires_grad=True), target).backward()
+    assert target.grad is None

@@ -1,7 +1,14 @@
+import numpy as np
 import pytest
 import torch
 
-from selfsup.views.masking import block_masking, patchify, random_masking, unpatchify
+from selfsup.views.masking import (
+    block_masking,
+    hard_patch_masking,
+    patchify,
+    random_masking,
+    unpatchify,
+)
 
 
 def reference_random_masking(x, mask_ratio, noise):
@@ -83,3 +90,71 @@ def test_patchify_roundtrip_and_order(channels, p):
     # MAE's element order: patch (row 1, col 2), pixel (i, j), channel c at (i * p + j) * C + c
     i, j, c = p - 1, 1, channels - 1
     assert x[1, 1 * side + 2, (i * p + j) * channels + c] == imgs[1, c, p + i, 2 * p + j]
+
+
+def reference_generate_mask(loss_pred, mask_ratio, keep_ratio, noise):
+    """Haochen-Wang409/HPM models_mae_learn_loss.py ``MaskedAutoencoderViT.generate_mask``, step
+    by step with its per-sample loop; its ``np.random.shuffle`` of the other patches is their
+    order under ``noise`` instead (and its random branch argsorts ``noise``), so the two
+    implementations can share one draw. Returns (ids_keep, mask)."""
+    n, length = loss_pred.shape
+    len_keep = int(length * (1 - mask_ratio))
+    ids_shuffle_loss = torch.argsort(loss_pred, dim=1)
+    ids_shuffle = torch.zeros_like(ids_shuffle_loss)
+    if int((length - len_keep) * keep_ratio) <= 0:
+        ids_shuffle = torch.argsort(noise, dim=1)
+    else:
+        for i in range(n):
+            len_loss = int((length - len_keep) * keep_ratio)
+            ids_shuffle[i, -len_loss:] = ids_shuffle_loss[i, -len_loss:]
+            temp = torch.arange(length)
+            deleted = np.delete(temp.numpy(), ids_shuffle[i, -len_loss:].numpy())
+            deleted = deleted[np.argsort(noise[i, deleted].numpy(), kind="stable")]  # "shuffle"
+            ids_shuffle[i, :(length - len_loss)] = torch.LongTensor(deleted)
+    ids_restore = torch.argsort(ids_shuffle, dim=1)
+    mask = torch.ones([n, length])
+    mask[:, :len_keep] = 0
+    mask = torch.gather(mask, dim=1, index=ids_restore)
+    return ids_shuffle[:, :len_keep], mask
+
+
+@pytest.mark.parametrize("ratio,alpha", [(0.75, 0.0), (0.75, 0.01), (0.75, 0.25), (0.75, 0.5),
+                                         (0.75, 1.0), (0.5, 0.3), (0.9, 0.5)])
+def test_hard_patch_masking_matches_the_official_loop(ratio, alpha):
+    g = torch.Generator().manual_seed(3)
+    scores, noise = torch.randn(6, 49, generator=g), torch.rand(6, 49, generator=g)
+    ids_keep, mask, ids_restore = hard_patch_masking(scores, ratio, alpha, noise=noise)
+    ref_keep, ref_mask = reference_generate_mask(scores, ratio, alpha, noise)
+    assert torch.equal(ids_keep, ref_keep) and torch.equal(mask, ref_mask)
+    assert torch.equal(torch.argsort(ids_restore, 1)[:, :ids_keep.shape[1]], ids_keep)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.2, 0.5, 1.0])
+def test_hard_patch_masking_counts_and_top_share(alpha):
+    g = torch.Generator().manual_seed(0)
+    scores = torch.randn(32, 64, generator=g)
+    ids_keep, mask, _ = hard_patch_masking(scores, 0.75, alpha, generator=g)
+    keep, masked = int(64 * 0.25), 64 - int(64 * 0.25)  # 16 kept, 48 masked
+    assert ids_keep.shape == (32, keep)
+    assert torch.equal(mask.sum(1), torch.full((32,), float(masked)))
+    assert torch.equal(mask.gather(1, ids_keep), torch.zeros(32, keep))
+    hard = int(masked * alpha)  # 0, 9, 24, 48
+    top = scores.topk(hard, dim=1).indices
+    assert torch.equal(mask.gather(1, top), torch.ones(32, hard))  # every top patch masked
+    if alpha == 0.0:  # no hard patch: the scores play no part
+        noise = torch.rand(32, 64, generator=g)
+        assert torch.equal(hard_patch_masking(scores, 0.75, 0.0, noise=noise)[1],
+                           random_masking(32, 64, 0.75, noise=noise)[1])
+
+
+def test_hard_patch_masking_draws_the_rest_uniformly():
+    # one image's scores, 4000 draws: the 10 hardest patches always masked, each of the other
+    # 54 masked with probability (48 - 10) / 54
+    scores = torch.arange(64.0).expand(4000, 64)
+    mask = hard_patch_masking(scores, 0.75, 10 / 48 + 1e-6,
+                              generator=torch.Generator().manual_seed(0))[1]
+    rate = mask.mean(0)
+    assert torch.equal(rate[54:], torch.ones(10))
+    assert (rate[:54] - 38 / 54).abs().max() < 0.04  # 5 standard errors of one rate
+    with pytest.raises(ValueError, match="hard_fraction"):
+        hard_patch_masking(scores[:2], 0.75, 1.5)

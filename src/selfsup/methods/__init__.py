@@ -3,15 +3,18 @@
 # Imported for registration.
 from . import (  # noqa: F401
     barlow_twins,
+    cae,
     dcl,
     dclw,
     groco,
     gsimclr,
+    hpm,
     isogclr,
     mae,
     mochi,
     moco,
     simclr,
+    uni4eye,
 )
 from .base import Method, Recipe
 from .registry import METHODS, MethodInfo, get_method, register

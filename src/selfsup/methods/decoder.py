@@ -42,6 +42,14 @@ class MaskedDecoder(nn.Module):
         self.apply(init_vit_weights)
 
     def forward(self, tokens: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
+        x = self.sequence(tokens, ids_restore)  # (B, 1 + L, dim)
+        for block in self.blocks:
+            x = block(x)
+        return self.pred(self.norm(x))[:, 1:]  # (B, L, out_dim)
+
+    def sequence(self, tokens: torch.Tensor, ids_restore: torch.Tensor) -> torch.Tensor:
+        """The blocks' input (B, 1 + L, dim): embedded tokens and mask tokens in original patch
+        order, CLS first, positions added. A second `DecoderBranch` may read it too (HPM)."""
         x = self.embed(tokens)  # (B, 1 + n_keep, dim)
         b, n, d = x.shape
         if ids_restore.shape != (b, self.num_patches):
@@ -50,7 +58,29 @@ class MaskedDecoder(nn.Module):
         masked = self.mask_token.expand(b, self.num_patches + 1 - n, d).to(x.dtype)
         x_ = torch.cat([x[:, 1:], masked], dim=1)  # (B, L, dim), shuffled order
         x_ = torch.gather(x_, 1, ids_restore[..., None].expand(-1, -1, d))  # original order
-        x = torch.cat([x[:, :1], x_], dim=1) + self.pos_embed  # (B, 1 + L, dim)
+        return torch.cat([x[:, :1], x_], dim=1) + self.pos_embed  # (B, 1 + L, dim)
+
+
+class DecoderBranch(nn.Module):
+    """``depth`` transformer blocks, a LayerNorm and a linear prediction over a token sequence:
+    (B, N, dim) -> (B, N, out_dim). One more branch beside a decoder: HPM's loss predictor reads
+    `MaskedDecoder.sequence` beside the pixel blocks; CAE's decoder runs one, with layer scale
+    (``init_values``), over its predicted masked representations."""
+
+    def __init__(self, dim: int, depth: int, heads: int, out_dim: int, mlp_ratio: float = 4.0,
+                 init_values: float | None = None):
+        super().__init__()
+        if dim % heads:
+            raise ValueError(f"decoder width {dim} is not divisible by {heads} heads")
+        self.blocks = nn.ModuleList(
+            Block(dim, heads, mlp_ratio, qkv_bias=True, init_values=init_values,
+                  norm_layer=LayerNorm)
+            for _ in range(depth))
+        self.norm = LayerNorm(dim)
+        self.pred = nn.Linear(dim, out_dim)
+        self.apply(init_vit_weights)  # layer-scale gammas keep init_values
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         for block in self.blocks:
             x = block(x)
-        return self.pred(self.norm(x))[:, 1:]  # (B, L, out_dim)
+        return self.pred(self.norm(x))

@@ -50,9 +50,48 @@ class MaskedReconstruction(nn.Module):
             raise ValueError(f"expected pred and target (B, L, D) and mask (B, L), got "
                              f"{tuple(pred.shape)}, {tuple(target_patches.shape)} and "
                              f"{tuple(mask.shape)}")
+        per_patch = self.per_patch(pred, target_patches)  # (B, L)
+        mask = mask.to(per_patch.dtype)
+        return (per_patch * mask).sum() / mask.sum()
+
+    def per_patch(self, pred: torch.Tensor, target_patches: torch.Tensor) -> torch.Tensor:
+        """Each patch's error l_k (B, L), in float32 at least (HPM's loss predictor learns it)."""
         # float32 at least: bf16 squared errors summed over thousands of patches lose digits
         dtype = torch.promote_types(pred.dtype, torch.float32)
         target = self.target(target_patches.to(dtype))
-        per_patch = (pred.to(dtype) - target).pow(2).mean(dim=-1)  # (B, L)
-        mask = mask.to(dtype)
-        return (per_patch * mask).sum() / mask.sum()
+        return (pred.to(dtype) - target).pow(2).mean(dim=-1)  # (B, L)
+
+
+class RelativeLossPrediction(nn.Module):
+    """HPM's loss-predictor objective, relative form (Wang et al. 2023, "Hard Patches Mining for
+    Masked Image Modeling", sec. 3, "relative loss"; the official ``forward_learning_loss`` with
+    ``relative=True``): for every ordered pair (i, j) of one image's masked patches whose true
+    reconstruction errors differ, a binary cross-entropy that patch j is the harder::
+
+        y_ij = 1[l_j > l_i],   s_ij = sigmoid(p_j - p_i)
+        L    = - sum_{l_i != l_j} [y_ij log(s_ij + 1e-6) + (1 - y_ij) log(1 - s_ij + 1e-6)]
+               / #{(i, j): l_i != l_j}
+
+    with p the predicted and l the (detached) true per-patch errors. Only the order of the
+    errors is learnt, never their values, which the paper finds keeps the predictor from
+    overfitting to the exact losses. The 1e-6 inside the logs is the official code's.
+
+    Every sample brings the same number of patches, but the count of unequal pairs can differ
+    between ranks; that count is ~n(n-1) per image with continuous errors, so the mean of the
+    ranks' losses is the global loss to within ties: no collective is needed.
+    """
+
+    distributed_loss: ClassVar[str] = "local"
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """``pred`` (B, n) predicted and ``target`` (B, n) true per-patch errors, n patches."""
+        if pred.shape != target.shape or pred.ndim != 2:
+            raise ValueError(f"expected pred and target (B, n), got {tuple(pred.shape)} and "
+                             f"{tuple(target.shape)}")
+        dtype = torch.promote_types(pred.dtype, torch.float32)
+        pred, target = pred.to(dtype), target.detach().to(dtype)
+        harder = target[:, None, :] > target[:, :, None]  # (B, n, n): [b, i, j] = l_j > l_i
+        easier = target[:, None, :] < target[:, :, None]
+        s = torch.sigmoid(pred[:, None, :] - pred[:, :, None])  # (B, n, n)
+        loss = -(harder * torch.log(s + 1e-6) + easier * torch.log(1 - s + 1e-6))
+        return loss.sum() / (harder | easier).sum().clamp_min(1)

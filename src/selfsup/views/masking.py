@@ -98,6 +98,34 @@ def block_masking(batch: int, grid_size: int | tuple[int, int], num_masked: int,
     return exact
 
 
+def hard_patch_masking(scores: torch.Tensor, mask_ratio: float, hard_fraction: float,
+                       generator: torch.Generator | None = None,
+                       noise: torch.Tensor | None = None
+                       ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """HPM's easy-to-hard masking (Wang et al. 2023, "Hard Patches Mining for Masked Image
+    Modeling", sec. 3, "easy-to-hard mask generation"), batched. Of each sample's
+    ``num_masked = L - int(L * (1 - mask_ratio))`` masked patches,
+    ``int(num_masked * hard_fraction)`` are those with the highest ``scores`` (B, L) (predicted
+    reconstruction losses); the rest of the mask is drawn uniformly from the other patches.
+    Returns ``ids_keep``, ``mask``, ``ids_restore`` as `random_masking` does.
+
+    The official ``generate_mask`` loops over samples: the top-scored patches go to the end of
+    the shuffle and a random permutation of the others before them. Here the others are ordered
+    by uniform ``noise`` (B, L) and the top-scored ones are lifted above every draw, so one
+    argsort masks the whole batch.
+    """
+    if not 0.0 <= hard_fraction <= 1.0:
+        raise ValueError(f"hard_fraction must be in [0, 1], got {hard_fraction}")
+    b, n = scores.shape
+    if noise is None:
+        noise = torch.rand(b, n, device=scores.device, generator=generator)
+    if 0 <= mask_ratio < 1:  # random_masking rejects any other ratio
+        hard = int((n - int(n * (1 - mask_ratio))) * hard_fraction)
+        if hard > 0:
+            noise = noise.scatter(1, scores.topk(hard, dim=1).indices, 2.0)  # past U[0, 1)
+    return random_masking(b, n, mask_ratio, noise=noise)
+
+
 def patchify(imgs: torch.Tensor, p: int) -> torch.Tensor:
     """(B, C, H, W) -> (B, L, p*p*C), patches row-major, each flattened (row, col, channel)
     as MAE's ``patchify`` (einsum nchpwq -> nhwpqc), for any channel count."""

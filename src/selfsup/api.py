@@ -14,9 +14,11 @@ from torch import nn
 
 from .backbones.io import load_encoder
 from .data import DataError, DataSource, load_source
+from .data.masks import load_masked_images
 from .evaluate import DEFAULT_PROTOCOLS, evaluate_encoder, load_projector, parse_preprocessing
 from .evaluate.embed import check_output, embed_source, write_embeddings
 from .evaluate.products import check_protocols, get_product
+from .evaluate.prompt_seg import prompt_segmentation
 from .evaluate.suite import LABEL_FREE, RANKME_SAMPLES, has_labels
 from .hardware import has_bf16
 from .methods import get_method
@@ -27,6 +29,7 @@ from .train.config import read_config_file
 from .train.trackers import log_results
 
 DEFAULT_BUDGET = "10m"
+PROMPT_SEG_IMAGES = 1000  # images the prompt_seg protocol scores (a ViT-tiny pass takes ~15 s)
 
 
 @dataclass
@@ -52,7 +55,9 @@ def evaluate(encoder: nn.Module | str | Path, data: str | None = None,
     """Evaluate an encoder (or a run directory) on a source; the run's own data by default.
 
     ``protocols``: any of knn, linear, nb, fewshot, layers, rankme, raw_knn, finetune (the
-    default label fractions and budget of `finetune`; a run directory only). Features always go
+    default label fractions and budget of `finetune`; a run directory only), prompt_seg
+    (zero-shot segmentation by a prompt patch on the first `PROMPT_SEG_IMAGES` images of a
+    source with object masks; ViT encoders). Features always go
     through the encoder's own preprocessing; ``preprocessing`` overrides it (``"none"`` or
     ``"size=32,mean=0.5,std=0.5"``, see `parse_preprocessing`) to measure what a mismatch costs.
     A source without labels gets RankMe and the collapse check (on ``rankme_samples`` of its
@@ -123,7 +128,7 @@ def evaluate_source(encoder: nn.Module, data: str, protocols: list[str], k: int 
     source, pre = load_for_encoder(encoder, data, preprocessing)
     if labelled:
         check_labelled(data, source)
-    probes = [p for p in protocols if p != "finetune"]
+    probes = [p for p in protocols if p not in ("finetune", "prompt_seg")]
     projector = load_projector(run_dir, encoder) if run_dir and "layers" in probes else None
     results = evaluate_encoder(encoder, source, probes, k, temperature, bf16=has_bf16(),
                                preprocessing=pre, projector=projector,
@@ -134,6 +139,12 @@ def evaluate_source(encoder: nn.Module, data: str, protocols: list[str], k: int 
                                if k2 != "written_to"}
     elif "finetune" in protocols:
         results.setdefault("skipped", {})["finetune"] = "no labels"
+    if "prompt_seg" in protocols:
+        own = encoder.preprocessing
+        masked = load_masked_images(data, own.channels, (pre or own).input_size,
+                                    limit=PROMPT_SEG_IMAGES)
+        results["prompt_seg"] = prompt_segmentation(encoder, masked, bf16=has_bf16(),
+                                                    preprocessing=pre)
     return results
 
 

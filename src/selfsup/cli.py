@@ -107,15 +107,18 @@ def _parser() -> argparse.ArgumentParser:
                         "  selfsup evaluate RUN_DIR --data ./labelled_images --protocol knn\n"
                         "  selfsup evaluate RUN_DIR --protocol knn --preprocessing "
                         "size=32,std=0.5\n"
-                        "  selfsup evaluate RUN_DIR --eval-data ./labelled_images  # eval.json")
+                        "  selfsup evaluate RUN_DIR --eval-data ./labelled_images  # eval.json\n"
+                        "  selfsup evaluate VIT_RUN --protocol prompt_seg --data fashion-mnist")
     ev.add_argument("run_dir")
     ev.add_argument("--data", help="default: the run's own data")
     ev.add_argument("--protocol", default="knn,linear,rankme,raw_knn",
                     help="comma-separated: knn, linear (C chosen on a validation split), nb "
                     "(Gaussian naive Bayes), fewshot (1-100%% of labels, linear and nb, mean "
                     "and std over 3 subsets), layers (each stage and the projector), rankme, "
-                    "raw_knn, finetune (end to end, see `selfsup finetune`); default "
-                    "knn,linear,rankme,raw_knn")
+                    "raw_knn, finetune (end to end, see `selfsup finetune`), prompt_seg "
+                    "(ViTs: zero-shot segmentation by a prompt patch; needs object masks: a "
+                    ".npz with masks, a folder with images/ and masks/ twins, fashion-mnist); "
+                    "default knn,linear,rankme,raw_knn")
     ev.add_argument("--k", type=int, default=200, help="kNN neighbours (default 200)")
     ev.add_argument("--temperature", type=float, default=0.1,
                     help="kNN vote temperature (default 0.1)")
@@ -310,6 +313,11 @@ def _print_scores(results: dict) -> None:
                   f"{100 * row['mean']:.2f} ± {100 * row['std']:.2f}%")
     if "finetune" in results:
         _print_finetune(results["finetune"])
+    if "prompt_seg" in results:
+        r = results["prompt_seg"]
+        print(f"{'prompt_seg mIoU':22s} {100 * r['miou']:.2f}%  (intra {r['intra_similarity']:.3f}"
+              f", inter {r['inter_similarity']:.3f}, AUROC {r['auroc']:.3f}; "
+              f"{r['n_images']} images)")
     for name, row in results.get("layers", {}).items():
         print(f"layer {name:10s} ({row['dim']}-d)  kNN {100 * row['knn_top1']:.2f}%  linear "
               f"{100 * row['linear_top1']:.2f}%  nb {100 * row['nb_top1']:.2f}%")

@@ -22,7 +22,7 @@ class Product:
 PRODUCTS: dict[str, Product] = {
     "encoder": Product("encoder",
                        ("knn", "linear", "nb", "fewshot", "layers", "rankme", "raw_knn",
-                        "finetune"),
+                        "finetune", "prompt_seg"),
                        ("rankme", "raw_knn")),
 }
 

@@ -40,7 +40,23 @@ def test_class_folders_become_labels(tmp_path):
     assert source.test is None and source.skipped == 0
     assert len(source.train.paths) == 6 and source.train.images is None
     image, label = source.train.dataset[0]
-    assert image.shape == (3, 64, 64) and image.dtype == torch.uint8 and label == 0
+    # the folder's own size: its images are 8 px
+    assert image.shape == (3, 8, 8) and image.dtype == torch.uint8 and label == 0
+
+
+@pytest.mark.parametrize(("sizes", "expected"), [
+    ([(32, 32)] * 3 + [(500, 400)], 32),  # CIFAR-like: the median, not the odd large one
+    ([(40, 30), (30, 40), (44, 44)], 28),  # shorter sides 30, 30, 44: 30 rounds down to 28
+    ([(300, 200)] * 2, 64),  # photos: capped at 64 px
+    ([(50, 50)], 48),  # above 32 px a multiple of 8
+    ([(3, 3)], 8),  # at least 8 px
+])
+def test_default_size_is_the_folders_median_side(tmp_path, sizes, expected):
+    for i, size in enumerate(sizes):
+        save(tmp_path / f"{i}.png", size=size)
+    assert quiet_load(tmp_path).image_size == expected
+    assert quiet_load(tmp_path).train.dataset[0][0].shape[-1] == expected
+    assert quiet_load(tmp_path, image_size=16).image_size == 16  # given, it wins
 
 
 @pytest.mark.parametrize("test_name", ["test", "val"])

@@ -20,6 +20,13 @@ from .split import DataError, DataSource, Split
 # metafiles, Ghostscript for EPS) or that are data rather than pictures (HDF5, GRIB, BUFR).
 NOT_DECODABLE = frozenset({"BUFR", "EPS", "GRIB", "HDF5", "IPTC", "MPEG", "WMF"})
 NO_EXTENSION = "(no extension)"
+# A folder's training size when none is given: the median shorter side of up to SIZE_SAMPLE of
+# its images (headers only), at most MAX_FOLDER_SIZE px (CPU cost grows with the square of the
+# side; --image-size goes higher), at least MIN_FOLDER_SIZE, rounded down to a multiple of 4
+# (8 above 32 px) so every ViT patch size tiles it. CIFAR-10's 32 px trains at 32, not 64.
+SIZE_SAMPLE = 256
+MAX_FOLDER_SIZE = 64
+MIN_FOLDER_SIZE = 8
 
 
 def pillow_extensions() -> frozenset[str]:
@@ -238,8 +245,26 @@ def report_skips(root: Path, indexes: list[FolderIndex]) -> int:
     return len(bad)
 
 
-def load_folder(root: Path, channels: int, image_size: int) -> DataSource:
-    """Index an image folder (ImageNet layout or a single split) without decoding it."""
+def native_size(paths: list[str]) -> int | None:
+    """The median shorter side of up to `SIZE_SAMPLE` images spread evenly over ``paths``,
+    rounded and clamped as `MAX_FOLDER_SIZE` says; None when no sampled header reads."""
+    picks = np.linspace(0, len(paths) - 1, min(len(paths), SIZE_SAMPLE)).round().astype(int)
+    sides = []
+    for i in np.unique(picks):
+        try:
+            with Image.open(os.fsdecode(paths[i])) as im:  # reads the header, not the pixels
+                sides.append(min(im.size))
+        except (OSError, UnidentifiedImageError, ValueError):
+            continue
+    if not sides:
+        return None
+    side = int(min(max(np.median(sides), MIN_FOLDER_SIZE), MAX_FOLDER_SIZE))
+    return side - side % (8 if side > 32 else 4)
+
+
+def load_folder(root: Path, channels: int, image_size: int | None = None) -> DataSource:
+    """Index an image folder (ImageNet layout or a single split) without decoding it; images
+    are decoded at ``image_size``, by default the folder's own (`native_size`)."""
     train_root, test_root = split_roots(root)
     classes = class_folders(train_root) or None
     indexes = [index_split(train_root, classes)]
@@ -249,6 +274,7 @@ def load_folder(root: Path, channels: int, image_size: int) -> DataSource:
         if not ix.paths:
             raise DataError(f"no readable images in {split_root} {why_no_images(ix)}")
     skipped = report_skips(root, indexes)
+    image_size = image_size or native_size(indexes[0].paths) or MAX_FOLDER_SIZE
     splits = [folder_split(ix, channels, image_size) for ix in indexes]
     return DataSource(str(root), splits[0], splits[1] if len(splits) > 1 else None,
                       channels=channels, image_size=image_size, classes=classes,

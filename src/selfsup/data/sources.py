@@ -25,9 +25,9 @@ def load_source(spec: str, *, channels: int | None = None,
                 image_size: int | None = None) -> DataSource:
     """Load ``fashion-mnist``, ``digits``, a ``.npz`` file or an image folder.
 
-    ``channels`` (1 or 3) and ``image_size`` default to the source's own (3 and 64 for
-    folders). In-memory sources are converted once; folders convert each image as it is
-    decoded.
+    ``channels`` (1 or 3) and ``image_size`` default to the source's own (for folders: 3, and
+    the median shorter side of a sample of its images, at most 64: `folder.native_size`).
+    In-memory sources are converted once; folders convert each image as it is decoded.
     """
     if channels is not None and channels not in (1, 3):
         raise DataError(f"channels must be 1 or 3, got {channels}")
@@ -38,7 +38,7 @@ def load_source(spec: str, *, channels: int | None = None,
         source = NAMED[spec]()
     elif path.is_dir():
         return dataclasses.replace(
-            load_folder(path, channels or FOLDER_CHANNELS, image_size or FOLDER_IMAGE_SIZE),
+            load_folder(path, channels or FOLDER_CHANNELS, image_size),
             name=spec)
     elif path.is_file() and path.suffix.lower() == ".npz":
         source = dataclasses.replace(load_npz(path), name=spec)

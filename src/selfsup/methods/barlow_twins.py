@@ -16,6 +16,7 @@ from ..objectives import BarlowTwins as BarlowTwinsLoss
 from ..views import ViewConfig
 from .base import Method, Recipe
 from .heads import projection_mlp
+from .multicrop import multi_crop_loss, project_views
 from .registry import register
 
 
@@ -42,7 +43,6 @@ class BarlowTwins(Method):
         self.loss_scale = loss_scale
 
     def training_loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        x1, x2 = self.views(batch.inputs)
-        z1 = self.projector(self.encode(x1))  # (B, proj_dim)
-        z2 = self.projector(self.encode(x2))
-        return {"loss": self.loss_scale * self.objective(z1, z2)}
+        # two views (B, C, S, S), or two plus small crops under multi_crop views
+        z = project_views(self.views(batch.inputs), lambda x: self.projector(self.encode(x)))
+        return {"loss": self.loss_scale * multi_crop_loss(self.objective, z)}

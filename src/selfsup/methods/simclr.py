@@ -16,6 +16,7 @@ from ..objectives import NTXent
 from ..views import ViewConfig
 from .base import Method, Recipe
 from .heads import projection_mlp
+from .multicrop import multi_crop_loss, project_views
 from .registry import register
 
 
@@ -39,7 +40,6 @@ class SimCLR(Method):
         self.objective = NTXent(temperature=temperature)
 
     def training_loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        x1, x2 = self.views(batch.inputs)  # (B, C, S, S) each
-        z1 = self.projector(self.encode(x1))  # (B, proj_dim)
-        z2 = self.projector(self.encode(x2))
-        return {"loss": self.objective(z1, z2)}
+        # two views (B, C, S, S), or two plus small crops under multi_crop views
+        z = project_views(self.views(batch.inputs), lambda x: self.projector(self.encode(x)))
+        return {"loss": multi_crop_loss(self.objective, z)}  # (B, proj_dim) each

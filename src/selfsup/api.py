@@ -261,6 +261,12 @@ def pretrain(method: str | None = None, data: str | None = None, *,
         run.eval = evaluate(result.dir, data=config.data, protocols=protocols,
                             eval_data=eval_data,
                             rankme_samples=config.rankme_samples or RANKME_SAMPLES)
+        online = RunDir(result.dir).online
+        if config.ema and online.is_dir() and "knn_top1" in run.eval:
+            # the exported encoder is the average: score the online weights beside it
+            scores = evaluate(load_encoder(online), data=config.data, protocols=["knn", "linear"])
+            run.eval["online_encoder"] = {k: scores[k] for k in ("knn_top1", "linear_top1")}
+            record_results(result.dir, {"online_encoder": run.eval["online_encoder"]}, own=True)
         try:
             write_report(result.dir)
         except Exception as e:  # the run and its scores are saved; a plot must not lose them

@@ -94,6 +94,10 @@ def _parser() -> argparse.ArgumentParser:
     pre.add_argument("--select-by", choices=["last", "rankme"],
                      help="rankme: keep checkpoints/best.ckpt at the highest RankMe (no labels "
                      "used) and export that encoder; default last")
+    pre.add_argument("--ema", type=float, metavar="DECAY",
+                     help="export an exponential moving average of the encoder's weights "
+                     "(e.g. 0.999 per step); the online weights go to RUN/online-encoder/ and "
+                     "are scored beside it (online_encoder in eval.json)")
     pre.add_argument("--rankme-every", type=int, metavar="STEPS",
                      help="measure RankMe every STEPS steps as well as at each epoch end")
     pre.add_argument("--logger", action="append", choices=LOGGERS, dest="loggers",
@@ -207,6 +211,7 @@ def _config_from_args(a: argparse.Namespace) -> dict[str, Any]:
         "schedule": a.schedule, "init_from": a.init_from, "classes": a.classes,
         "sync_batchnorm": a.sync_batchnorm, "batch_sampler": a.batch_sampler,
         "select_by": a.select_by, "rankme_every": a.rankme_every, "loggers": a.loggers,
+        "ema": a.ema,
     }
     # flags given override the config file; the rest fall back to PretrainConfig's defaults
     opts.update({k: v for k, v in flags.items() if v is not None})

@@ -75,6 +75,12 @@ class RunDir:
         return self.path / "eval.json"
 
     @property
+    def online(self) -> Path:
+        """With --ema the exported encoder is the average; the trained (online) weights are
+        kept here as a run directory of their own (encoder.safetensors + encoder.json)."""
+        return self.path / "online-encoder"
+
+    @property
     def report(self) -> Path:
         return self.path / "report.html"
 

@@ -12,12 +12,14 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 import selfsup
 from selfsup.rundir import PAUSE_ENV, load_checkpoint_safely
 
 OPTIONS = {"epochs": 2, "batch_size": 64, "precision": "32", "seed": 0, "log_every": 1,
-           "checkpoint_every_s": 0.5}  # digits: 28 steps an epoch, 56 in all
+           "checkpoint_every_s": 0.5, "ema": 0.9}  # digits: 28 steps an epoch, 56 in all
 TOTAL = 56
 
 
@@ -106,3 +108,8 @@ def test_killed_twice_then_resumed_equals_uninterrupted(tmp_path):
     # model, optimizer, schedule, data order and RNG all continued: the very same losses
     for step, loss in expected.items():
         assert got[step] == pytest.approx(loss, rel=1e-5, abs=1e-6), step
+    # --ema's average continued from the checkpoints too: the same exported encoder
+    for name in ("encoder.safetensors", "online-encoder/encoder.safetensors"):
+        want, have = load_file(reference / name), load_file(run_dir / name)
+        for k in want:
+            assert torch.allclose(have[k], want[k], rtol=1e-5, atol=1e-6), (name, k)

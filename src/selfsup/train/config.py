@@ -116,6 +116,7 @@ class PretrainConfig:
     rankme_samples: int = 2048  # fixed training images RankMe is measured on (0: no monitor)
     rankme_every: int = 0  # also measure RankMe every this many steps (0: at epoch ends only)
     select_by: str | None = None  # "rankme": export the encoder of the highest-RankMe checkpoint
+    ema: float = 0.0  # > 0: export an EMA of the encoder's weights with this decay per step
     batch_sampler: str | None = None  # random | guided (G-SimCLR); None: the method's recipe
     loggers: list[str] = field(default_factory=list)  # csv, tensorboard, mlflow, wandb
 
@@ -135,6 +136,11 @@ class PretrainConfig:
                               f"valid: {', '.join(BATCH_SAMPLERS)}")
         if self.select_by not in (None, "last", "rankme"):
             raise ConfigError(f"unknown select_by {self.select_by!r}; valid: last, rankme")
+        if not (isinstance(self.ema, (int, float)) and 0.0 <= self.ema < 1.0):
+            raise ConfigError(f"ema is a decay per step in [0, 1) (0: off), got {self.ema!r}")
+        if self.ema and self.select_by == "rankme":
+            raise ConfigError("ema and select_by rankme both choose the exported encoder; "
+                              "give one")
         if self.select_by == "rankme" and self.rankme_samples < 2:
             raise ConfigError("select_by rankme needs the RankMe monitor: rankme_samples >= 2")
         if self.rankme_samples < 0 or self.rankme_every < 0:

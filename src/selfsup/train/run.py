@@ -37,6 +37,7 @@ from .callbacks import MetricsLog, PeriodicCheckpoint, TimeBudget
 from .checkpoint_io import AtomicCheckpointIO
 from .config import ConfigError, PretrainConfig
 from .data_order import DataOrder, ShardedShuffle
+from .ema import EncoderEMA
 from .module import PretrainModule
 from .products import product_monitors
 from .progress import PretrainProgressBar
@@ -224,6 +225,8 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
         # last.ckpt carries their state
         *product_monitors(method.product, source, config, run),
         DataOrder(sampler),  # before PeriodicCheckpoint: a checkpoint counts its own batch
+        # before PeriodicCheckpoint: a checkpoint carries the average of its own step
+        *([EncoderEMA(method.export(), config.ema)] if config.ema else []),
         PeriodicCheckpoint(last, config.checkpoint_every_s),
     ]
     if config.schedule == "infinite" and config.anneal_fraction > 0:
@@ -248,8 +251,14 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
         module.load_state_dict(load_checkpoint_safely(run.best)["state_dict"])
         selected = {"selected_by": "rankme", **json.loads(run.best_meta.read_text())}
     if trainer.is_global_zero:
-        save_encoder(method.export(), run_dir, {"method": config.method, "product": method.product,
-                                                "steps": trainer.global_step, **selected})
+        meta = {"method": config.method, "product": method.product,
+                "steps": trainer.global_step, **selected}
+        exported = method.export()
+        if config.ema:  # the average is the product; the online weights are kept beside it
+            save_encoder(exported, run.online, meta | {"weights": "online"})
+            ema = next(c for c in trainer.callbacks if isinstance(c, EncoderEMA))
+            exported, meta = ema.averaged(), meta | {"weights": f"ema {config.ema:g}"}
+        save_encoder(exported, run_dir, meta)
     return PretrainResult(run_dir, trainer.global_step, trainer.current_epoch, seconds,
                           module.images_per_s, trainer.is_global_zero)
 

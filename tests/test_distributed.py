@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from selfsup import distributed
-from selfsup.objectives import OBJECTIVES
+from selfsup.objectives import OBJECTIVES, CosineTriplet
 
 WORLD = 2
 BATCH, DIM = 8, 6  # global batch; each rank holds BATCH // WORLD rows
@@ -29,6 +29,22 @@ def fixed_batch() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
 def rank_rows(r: int) -> slice:
     b = BATCH // WORLD
     return slice(r * b, (r + 1) * b)
+
+
+def triplet_edges() -> tuple[torch.Tensor, torch.Tensor]:
+    """(BATCH, BATCH) positives (symmetric, within and across ranks) and one-sided ignores for
+    CosineTriplet; a rank passes its own rows, columns stay global."""
+    positives = torch.zeros(BATCH, BATCH, dtype=torch.bool)
+    for i, j in ((0, 5), (2, 3), (1, 6)):
+        positives[i, j] = positives[j, i] = True
+    ignore = torch.zeros(BATCH, BATCH, dtype=torch.bool)
+    ignore[0, 7] = ignore[4, 2] = ignore[6, 4] = True
+    return positives, ignore
+
+
+def triplet_with_edges(rows: slice):
+    positives, ignore = triplet_edges()
+    return lambda z1, z2: CosineTriplet(hard_negatives=3)(z1, z2, positives[rows], ignore[rows])
 
 
 def step(objective: torch.nn.Module, x1, x2, weight, ddp: bool) -> dict[str, torch.Tensor]:
@@ -68,6 +84,9 @@ def worker(r: int, store: str, out: str) -> None:
         for name, objective in OBJECTIVES.items():
             rows = rank_rows(r)
             results[name] = step(objective(), x1[rows], x2[rows], weight, ddp=True)
+        rows = rank_rows(r)
+        results["triplet_edges"] = step(triplet_with_edges(rows), x1[rows], x2[rows], weight,
+                                        ddp=True)
         torch.save(results, Path(out) / f"rank{r}.pt")
     finally:
         dist.destroy_process_group()
@@ -136,6 +155,20 @@ def test_objective_under_ddp_equals_the_full_batch(ranks, name):
     # The collectives hand each rank the sum over ranks of the gradient of its rows, i.e.
     # world_size times the full-batch gradient; DDP's average over ranks undoes that factor.
     for r, res in enumerate(local):
+        for key in ("x1_grad", "x2_grad"):
+            torch.testing.assert_close(res[key] / WORLD, full[key][rank_rows(r)],
+                                       atol=1e-6, rtol=0)
+
+
+def test_triplet_with_edges_under_ddp_equals_the_full_batch(ranks):
+    # positives and ignores are (local, global): their columns must index the gathered batch
+    full = step(triplet_with_edges(slice(None)), *fixed_batch(), ddp=False)
+    local = [res["triplet_edges"] for res in ranks]
+    losses = torch.stack([res["loss"] for res in local])
+    assert full["loss"] > 0
+    torch.testing.assert_close(losses.mean(), full["loss"], atol=1e-6, rtol=0)
+    for r, res in enumerate(local):
+        torch.testing.assert_close(res["weight_grad"], full["weight_grad"], atol=1e-6, rtol=0)
         for key in ("x1_grad", "x2_grad"):
             torch.testing.assert_close(res[key] / WORLD, full[key][rank_rows(r)],
                                        atol=1e-6, rtol=0)

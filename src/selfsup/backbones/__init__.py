@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from . import resnet, vit  # noqa: F401  (registers the ResNets and ViTs)
+from . import resnet, scatnet, vit  # noqa: F401  (registers the ResNets, ScatNet and ViTs)
 from .preprocessing import Preprocessing, preprocessing_from_dict
 from .registry import BACKBONES, get_backbone, register_backbone
 

@@ -11,9 +11,12 @@ from . import (  # noqa: F401
     hpm,
     isogclr,
     mae,
+    mixed_barlow_twins,
     mochi,
     moco,
+    scatsimclr,
     simclr,
+    transitive,
     uni4eye,
 )
 from .base import Method, Recipe

@@ -9,12 +9,14 @@ from torch import nn
 from ..backbones.preprocessing import Preprocessing
 from .config import VIEW_KINDS, ViewConfig
 from .crops import IdentityViews, MultiCropViews, OneCropViews, TwoCropViews
+from .random_field import RandomFieldViews
 
 VIEWS: dict[str, type[nn.Module]] = {
     "two_crop": TwoCropViews,
     "one_crop": OneCropViews,
     "multi_crop": MultiCropViews,
     "identity": IdentityViews,
+    "random_field": RandomFieldViews,
 }
 assert set(VIEWS) == set(VIEW_KINDS)
 
@@ -26,4 +28,4 @@ def build_views(preprocessing: Preprocessing, config: ViewConfig) -> nn.Module:
 
 
 __all__ = ["VIEWS", "VIEW_KINDS", "IdentityViews", "MultiCropViews", "OneCropViews",
-           "TwoCropViews", "ViewConfig", "build_views"]
+           "RandomFieldViews", "TwoCropViews", "ViewConfig", "build_views"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-VIEW_KINDS = ("two_crop", "one_crop", "multi_crop", "identity")
+VIEW_KINDS = ("two_crop", "one_crop", "multi_crop", "identity", "random_field")
 
 
 @dataclass
@@ -30,6 +30,13 @@ class ViewConfig:
     small_crops: int = 6
     small_crop_ratio: float = 0.5
     small_crop_scale: tuple[float, float] = (0.05, 0.4)
+    # random_field (Mansfield et al. 2023): two_crop's views, then per-pixel Gaussian random
+    # field warps and colour shifts. ``field_strength`` scales every amplitude at once (0 gives
+    # two_crop's views exactly; views/random_field.py lists the amplitudes at 1);
+    # ``field_correlation`` is the fields' correlation length as a fraction of the view's side
+    # (inf: one global affine and colour transform per view).
+    field_strength: float = 1.0
+    field_correlation: float = 0.25
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,5 +73,13 @@ class ViewConfig:
                                  f"{getattr(self, name)!r}")
         if self.crop_size is not None and self.crop_size < 1:
             raise ValueError(f"view setting crop_size must be >= 1 pixel, got {self.crop_size}")
+        if not (isinstance(self.field_strength, (int, float))
+                and 0 <= self.field_strength < float("inf")):
+            raise ValueError(f"view setting field_strength must be a finite number >= 0, got "
+                             f"{self.field_strength!r}")
+        if not (isinstance(self.field_correlation, (int, float)) and self.field_correlation >= 0):
+            raise ValueError(f"view setting field_correlation must be >= 0 (a fraction of the "
+                             f"image side; inf for a global transform), got "
+                             f"{self.field_correlation!r}")
         if self.small_crops < 0 or self.jitter_strength < 0:
             raise ValueError("view settings small_crops and jitter_strength must be >= 0")

@@ -44,6 +44,11 @@ class CropAugment(nn.Module):
         self.augment = K.AugmentationSequential(*ops) if ops else None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.preprocessing.normalize(self.unnormalized(images))
+
+    def unnormalized(self, images: torch.Tensor) -> torch.Tensor:
+        """The augmented crops before normalization: float (B, C, size, size) in [0, 1] (the
+        random-field views transform them further before normalizing)."""
         cfg = self.config
         x = images.float().div_(255.0)  # (B, C, H, W) in [0, 1]
         x = random_resized_crop_flip(x, self.size, tuple(self.scale),
@@ -53,7 +58,7 @@ class CropAugment(nn.Module):
             x = brightness_contrast(x, 0.8 * s, 0.8 * s, cfg.jitter_p)
         if self.augment is not None:
             x = self.augment(x)
-        return self.preprocessing.normalize(x)
+        return x
 
 
 def _side(ratio: float, preprocessing: Preprocessing, pixels: int | None = None) -> int:

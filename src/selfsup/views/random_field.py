@@ -20,6 +20,9 @@ Our parameterisation (the paper's abstract fixes the idea, not these details; th
 - colour: hue += field (radians, wrapped), saturation *= exp(field) (clamped to [0, 1]), both in
   HSV through kornia, then brightness += field on every channel (kornia's additive brightness),
   clamped to [0, 1].
+
+``RandomFieldViews`` is the registered view maker (``ViewConfig(kind="random_field")``): two_crop's
+views, then these warps and colour shifts, for any two-view method.
 """
 
 from __future__ import annotations
@@ -31,6 +34,10 @@ from collections.abc import Mapping
 import torch
 import torch.nn.functional as F
 from kornia.color import hsv_to_rgb, rgb_to_hsv
+
+from ..backbones.preprocessing import Preprocessing
+from .config import ViewConfig
+from .crops import TwoCropViews, _check_uint8
 
 # strength name -> the fields it drives
 WARP_STRENGTHS: dict[str, tuple[str, ...]] = {
@@ -220,3 +227,57 @@ def random_field_color(x: torch.Tensor, brightness: float, hue: float, saturatio
                                      correlation_length, generator, x.device, x.dtype,
                                      random_mean)
     return color_with_fields(x, fields) if fields else x
+
+
+# Amplitudes at field_strength 1, each a strength s of `sample_parameter_fields` (a parameter
+# varies as m + s g, m ~ U(-s, s)). Chosen mild, since the paper finds strong fields degrade the
+# image (Mansfield et al. 2023, sec. 5): about 6 degrees of rotation, 5% zoom and shear, 2% of
+# the side of displacement, 5% of the range in brightness; for RGB, 0.1 rad of hue and a 10%
+# saturation factor. The paper's abstract fixes no values; these are ours.
+FIELD_AMPLITUDES: dict[str, float] = {
+    "rotation": 0.1, "log_scale": 0.05, "shear": 0.05, "translation": 0.02,
+    "brightness": 0.05, "hue": 0.1, "saturation": 0.1,
+}
+
+
+class RandomFieldViews(TwoCropViews):
+    """two_crop's two views, each then warped and recoloured by Gaussian random fields
+    (Mansfield et al. 2023): uint8 (B, C, H, W) -> two float views (B, C, S, S), normalized.
+
+    ``config.field_strength`` multiplies every amplitude in ``FIELD_AMPLITUDES`` (hue and
+    saturation for 3-channel images only) and ``config.field_correlation`` sets the correlation
+    length as a fraction of the view's side S. Both views go through one batched warp
+    (``grid_sample``) and one colour pass. Strength 0 draws no random numbers beyond two_crop's,
+    so its views equal two_crop's for the same RNG state.
+    """
+
+    def __init__(self, preprocessing: Preprocessing, config: ViewConfig | None = None):
+        super().__init__(preprocessing, config or ViewConfig(kind="random_field"))
+        s = float(self.config.field_strength)
+        self.warp_amplitude = {name: s * FIELD_AMPLITUDES[name] for name in WARP_STRENGTHS}
+        colours = COLOR_STRENGTHS if preprocessing.channels == 3 else ("brightness",)
+        self.colour_amplitude = {name: s * FIELD_AMPLITUDES[name] for name in colours}
+        self.correlation_length = float(self.config.field_correlation) * self.size  # pixels
+
+    def fields(self, x: torch.Tensor) -> torch.Tensor:
+        """Float views (N, C, S, S) in [0, 1] -> the same, each with its own random fields."""
+        x = random_field_warp(x, self.warp_amplitude, self.correlation_length,
+                              padding_mode="border")
+        colour = sample_parameter_fields(x.shape[0], tuple(x.shape[-2:]), self.colour_amplitude,
+                                         self.correlation_length, device=x.device, dtype=x.dtype)
+        if not colour:
+            return x
+        if x.shape[1] in (1, 3):
+            return color_with_fields(x, colour)
+        return (x + colour["brightness"][:, None]).clamp(0, 1)  # any other channel count
+
+    def one_view(self, images: torch.Tensor) -> torch.Tensor:
+        return self.preprocessing.normalize(self.fields(self.crop.unnormalized(images)))
+
+    @torch.no_grad()
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _check_uint8(images)
+        # both crops first, in two_crop's order, so strength 0 reproduces its random draws
+        x = torch.cat((self.crop.unnormalized(images), self.crop.unnormalized(images)))
+        v1, v2 = self.preprocessing.normalize(self.fields(x)).chunk(2)  # (B, C, S, S) each
+        return v1, v2

@@ -60,3 +60,13 @@ def test_save_load_roundtrip(tmp_path):
 def test_load_missing_run_is_clear(tmp_path):
     with pytest.raises(FileNotFoundError, match="finished selfsup run"):
         load_encoder(tmp_path)
+
+
+def test_three_stage_trunk_stops_after_layer3():
+    """resnet8w32, Selfie's patch network: resnet10w32 without its fourth stage."""
+    net = build_backbone("resnet8w32", channels=1, input_size=8).eval()
+    x = torch.randn(2, 1, 8, 8)
+    feats = net.named_features(x)
+    assert list(feats) == ["stem", "layer1", "layer2", "layer3"] and net.dim == 128
+    torch.testing.assert_close(feats["layer3"], net(x))
+    assert not any(k.startswith("net.layer4") for k in net.state_dict())

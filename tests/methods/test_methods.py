@@ -25,14 +25,16 @@ SMALLER = {name: {"backbone_args": {"depth": 4}} for name in ("mae", "uni4eye", 
 # kymatio's scattering runs each filter in Python: 4 orientations instead of 8 (25 maps per
 # channel, not 81) halve the smoke test and keep every path (second order, adapter, rotation)
 SMALLER["scatsimclr"] = {"backbone_args": {"L": 4}}
+# SiT runs two views and a momentum teacher through the ViT at every step: 2 blocks, 2 epochs
+SMALLER["sit"] = {"backbone_args": {"depth": 2}, "epochs": 2}
 MASKED = {name for name, cls in METHODS.items() if cls.info.family == "masked image modelling"}
 
 
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_method_trains_and_beats_chance(name, tmp_path):
-    run = selfsup.pretrain(name, "digits", epochs=4, batch_size=128, precision="32",
-                           run_dir=str(tmp_path / name), seed=0,  # each method's own backbone
-                           **SMALLER.get(name, {}))
+    options = {"epochs": 4, "batch_size": 128, "precision": "32", "seed": 0,
+               **SMALLER.get(name, {})}  # each method's own backbone
+    run = selfsup.pretrain(name, "digits", run_dir=str(tmp_path / name), **options)
     # 10 classes: chance is 10%
     if name in MASKED:
         # a masked autoencoder's features are known to probe worse than they fine-tune (He et
@@ -40,7 +42,8 @@ def test_method_trains_and_beats_chance(name, tmp_path):
         assert run.eval["knn_top1"] > 0.3 and run.eval["linear_top1"] > 0.8, run.eval
     else:
         assert run.eval["knn_top1"] > 0.5, run.eval
-    assert run.steps == 4 * (1797 // 128)  # all 1797 digits pretrain; the holdout is for eval
+    # all 1797 digits pretrain; the holdout is for eval
+    assert run.steps == options["epochs"] * (1797 // 128)
     assert (tmp_path / name / "encoder.safetensors").is_file()
     assert (tmp_path / name / "checkpoints" / "last.ckpt").is_file()
     rows = [json.loads(x) for x in (tmp_path / name / "metrics.jsonl").read_text().splitlines()]

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from selfsup.objectives import DCL, DCLW, NTXent, SupCon
+from selfsup.objectives.contrastive import MomentumInfoNCE
 
 
 def nt_xent_reference(z1: torch.Tensor, z2: torch.Tensor, tau: float) -> torch.Tensor:
@@ -290,3 +291,73 @@ def test_supcon_gathers_labels_across_two_ranks(tmp_path):
     torch.testing.assert_close((ranks[0]["loss"] + ranks[1]["loss"]) / 2, full, atol=1e-9, rtol=0)
     torch.testing.assert_close(torch.cat([res["g1"] for res in ranks]) / 2, g1, atol=1e-9, rtol=0)
     torch.testing.assert_close(torch.cat([res["g2"] for res in ranks]) / 2, g2, atol=1e-9, rtol=0)
+
+
+def momentum_info_nce_reference(q, k, tau):
+    """MoCo v3's ctr(q, k) one query at a time, as Sara-Ahmed/SiT main.py
+    ``SimCLR.contrastive_loss`` computes it: normalize, logits q.k / tau over every key,
+    cross-entropy towards the query's own key, times 2 tau."""
+    n = q.shape[0]
+
+    def unit(v):
+        return v / v.norm()
+
+    total = 0.0
+    for i in range(n):
+        logits = [float(unit(q[i]) @ unit(k[j])) / tau for j in range(n)]
+        total -= logits[i] - math.log(sum(math.exp(x) for x in logits))
+    return 2 * tau * total / n
+
+
+@pytest.mark.parametrize("tau", [0.2, 1.0])
+def test_momentum_info_nce_matches_the_loop(tau):
+    q, k = random_pair(21, b=6)
+    ours = MomentumInfoNCE(tau)(q.float(), k.float())
+    assert ours.item() == pytest.approx(momentum_info_nce_reference(q, k, tau), abs=1e-5)
+
+
+def test_momentum_info_nce_hand_computed_and_keys_without_gradient():
+    # q = k = the two unit vectors, tau = 1: each query scores (1, 0), costs log(1 + e^-1)
+    eye = torch.eye(2)
+    want = 2 * math.log(1 + math.exp(-1))
+    assert MomentumInfoNCE(1.0)(eye, eye).item() == pytest.approx(want, rel=1e-6)
+    q, k = eye.clone().requires_grad_(), eye.clone().requires_grad_()
+    MomentumInfoNCE(1.0)(q, k).backward()
+    assert q.grad is not None and k.grad is None
+    with pytest.raises(ValueError, match="temperature"):
+        MomentumInfoNCE(0.0)
+    with pytest.raises(ValueError, match="shape"):
+        MomentumInfoNCE()(torch.zeros(4, 3), torch.zeros(5, 3))
+
+
+def momentum_rank(r: int, store: str, out: str) -> None:
+    """One of two gloo ranks: MomentumInfoNCE on this rank's half of a fixed batch."""
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=r, world_size=2)
+    try:
+        q, k = random_pair(23, b=8)
+        rows = slice(4 * r, 4 * r + 4)
+        q = q[rows].clone().requires_grad_()
+        loss = MomentumInfoNCE()(q, k[rows])
+        (gq,) = torch.autograd.grad(loss, q)
+        torch.save({"loss": loss.detach(), "gq": gq}, f"{out}/rank{r}.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_momentum_info_nce_gathers_keys_across_two_ranks(tmp_path):
+    import torch.multiprocessing as mp
+
+    mp.spawn(momentum_rank, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2)
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
+    q, k = random_pair(23, b=8)
+    q = q.detach().clone().requires_grad_()
+    full = MomentumInfoNCE()(q, k)
+    (gq,) = torch.autograd.grad(full, q)
+    # each rank averages its own queries against all 8 keys: the ranks' mean is the full loss,
+    # and a rank's gradient is world_size times its rows of the full-batch gradient
+    torch.testing.assert_close((ranks[0]["loss"] + ranks[1]["loss"]) / 2, full.detach(),
+                               atol=1e-9, rtol=0)
+    torch.testing.assert_close(torch.cat([res["gq"] for res in ranks]) / 2, gq, atol=1e-9,
+                               rtol=0)

@@ -1,7 +1,14 @@
+import math
+
 import pytest
 import torch
 
-from selfsup.objectives.masked import MaskedReconstruction, RelativeLossPrediction
+from selfsup.objectives.masked import (
+    CorruptedPixelL1,
+    MaskedReconstruction,
+    PatchChoice,
+    RelativeLossPrediction,
+)
 from selfsup.views.masking import patchify
 
 
@@ -105,3 +112,99 @@ def test_relative_loss_hand_computed():
     target = torch.rand(2, 5, requires_grad=True)
     RelativeLossPrediction()(torch.randn(2, 5, requires_grad=True), target).backward()
     assert target.grad is None
+
+
+def reference_patch_choice(queries, candidates):
+    """Selfie's loss one query at a time: -log(exp(v_i.h_i) / sum_j exp(v_i.h_j)), averaged."""
+    b, m, d = queries.shape
+    total = 0.0
+    for s in range(b):
+        for i in range(m):
+            logits = [sum(float(queries[s, i, k]) * float(candidates[s, j, k]) for k in range(d))
+                      for j in range(m)]
+            total -= logits[i] - math.log(sum(math.exp(x) for x in logits))
+    return total / (b * m)
+
+
+def test_patch_choice_matches_the_loop():
+    g = torch.Generator().manual_seed(0)
+    q, h = torch.randn(3, 5, 7, generator=g), torch.randn(3, 5, 7, generator=g)
+    assert PatchChoice()(q, h).item() == pytest.approx(reference_patch_choice(q, h), abs=1e-5)
+
+
+def test_patch_choice_hand_computed_and_one_softmax():
+    # image of 2 masked patches, 1-d codes: query 0 scores (2, 1), query 1 scores (0, 0)
+    q, h = torch.tensor([[[1.0], [0.0]]]), torch.tensor([[[2.0], [1.0]]])
+    want = (math.log(1 + math.exp(-1)) + math.log(2)) / 2
+    assert PatchChoice()(q, h).item() == pytest.approx(want, rel=1e-6)
+    # every query sure of its own patch costs ~0; a second softmax before the cross-entropy
+    # would squash the logits into [0, 1] and leave at least log(1 + 3 / e) ~ 0.75 here
+    eye = torch.eye(4)[None]
+    assert PatchChoice()(10 * eye, eye).item() < 1e-3
+    assert torch.nn.functional.cross_entropy(torch.softmax(10 * eye[0], 1),
+                                             torch.arange(4)).item() > 0.7
+
+
+def test_patch_choice_computes_bf16_in_float32():
+    g = torch.Generator().manual_seed(1)
+    q, h = torch.randn(2, 4, 8, generator=g), torch.randn(2, 4, 8, generator=g)
+    low = PatchChoice()(q.bfloat16(), h.bfloat16())
+    assert low.dtype == torch.float32
+    assert low.item() == pytest.approx(PatchChoice()(q, h).item(), abs=0.05)
+
+
+@pytest.mark.parametrize("q, h, match", [
+    (torch.zeros(2, 4, 3), torch.zeros(2, 5, 3), "shape"),
+    (torch.zeros(4, 3), torch.zeros(4, 3), "shape"),
+    (torch.zeros(2, 1, 3), torch.zeros(2, 1, 3), "M >= 2"),
+    (torch.zeros(2, 4, 3, dtype=torch.long), torch.zeros(2, 4, 3, dtype=torch.long), "floating"),
+])
+def test_patch_choice_rejects_bad_inputs(q, h, match):
+    with pytest.raises(ValueError, match=match):
+        PatchChoice()(q, h)
+
+
+def official_r_loss(pred, clean, mask):
+    """Sara-Ahmed/SiT main.py ``train_one_epoch``: ``F.l1_loss(s_recons, clean, reduction=
+    'none')`` indexed by the image-shaped corruption mask (``masks_crops``) and averaged."""
+    recloss = torch.nn.functional.l1_loss(pred, clean, reduction="none")
+    masks = mask[:, None].expand_as(clean).float()  # GMML's masks are zeros_like(image)
+    return recloss[masks == 1].mean()
+
+
+def test_corrupted_l1_matches_the_loop_and_the_official_indexing():
+    g = torch.Generator().manual_seed(0)
+    pred, clean = torch.randn(3, 2, 5, 4, generator=g), torch.randn(3, 2, 5, 4, generator=g)
+    mask = torch.rand(3, 5, 4, generator=g) < 0.4
+    total, count = 0.0, 0
+    for b in range(3):
+        for c in range(2):
+            for y in range(5):
+                for x in range(4):
+                    if mask[b, y, x]:
+                        total += abs(float(pred[b, c, y, x]) - float(clean[b, c, y, x]))
+                        count += 1
+    ours = CorruptedPixelL1()(pred, clean, mask)
+    assert ours.item() == pytest.approx(total / count, abs=1e-5)
+    torch.testing.assert_close(ours, official_r_loss(pred, clean, mask), atol=1e-6, rtol=1e-6)
+
+
+def test_corrupted_l1_hand_computed():
+    # one 1x3 image of 2 channels, pixels 0 and 2 corrupted: |1-0| |3-0| and |-2-0| |0-0|
+    pred = torch.tensor([[[[1.0, 5.0, -2.0]], [[3.0, 5.0, 0.0]]]])
+    mask = torch.tensor([[[True, False, True]]])
+    assert CorruptedPixelL1()(pred, torch.zeros_like(pred), mask).item() == pytest.approx(1.5)
+    assert CorruptedPixelL1()(pred, pred + 1, torch.zeros_like(mask)).item() == 0.0
+
+
+@pytest.mark.parametrize("pred, target, mask", [
+    (torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 4, 3), torch.zeros(2, 4, 4)),
+    (torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 4, 4), torch.zeros(2, 1, 4, 4)),
+    (torch.zeros(2, 16), torch.zeros(2, 16), torch.zeros(2, 16)),
+])
+def test_corrupted_l1_rejects_bad_shapes(pred, target, mask):
+    with pytest.raises(ValueError, match="expected"):
+        CorruptedPixelL1()(pred, target, mask)
+    with pytest.raises(ValueError, match="floating"):
+        CorruptedPixelL1()(torch.zeros(1, 1, 2, 2, dtype=torch.long),
+                           torch.zeros(1, 1, 2, 2, dtype=torch.long), torch.zeros(1, 2, 2))

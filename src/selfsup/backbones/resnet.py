@@ -9,8 +9,10 @@ from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 from .preprocessing import Preprocessing
 from .registry import register_backbone
 
-# name -> (block, blocks per stage, base width)
+# name -> (block, blocks per stage, base width); three stages make a trunk without the fourth
+# (Selfie's patch network: the first three stages, Trinh et al. 2019)
 ARCHITECTURES: dict[str, tuple[type[nn.Module], list[int], int]] = {
+    "resnet8w32": (BasicBlock, [1, 1, 1], 32),
     "resnet10w32": (BasicBlock, [1, 1, 1, 1], 32),
     "resnet10": (BasicBlock, [1, 1, 1, 1], 64),
     "resnet18": (BasicBlock, [2, 2, 2, 2], 64),
@@ -34,15 +36,16 @@ class ResNetEncoder(nn.Module):
         if arch not in ARCHITECTURES:
             raise ValueError(f"unknown ResNet {arch!r}; valid: {sorted(ARCHITECTURES)}")
         block, layers, width = ARCHITECTURES[arch]
-        net = ResNet(block, layers)
-        if width != 64:
+        net = ResNet(block, [*layers, 1][:4])  # torchvision builds four stages
+        if width != 64 or len(layers) == 3:
             # torchvision fixes the widths at 64-512; rebuild the stages at our width with its
             # own stage builder so the blocks stay torchvision's.
             net.inplanes = width
             net.layer1 = net._make_layer(block, width, layers[0])
             net.layer2 = net._make_layer(block, width * 2, layers[1], stride=2)
             net.layer3 = net._make_layer(block, width * 4, layers[2], stride=2)
-            net.layer4 = net._make_layer(block, width * 8, layers[3], stride=2)
+            net.layer4 = (net._make_layer(block, width * 8, layers[3], stride=2)
+                          if len(layers) == 4 else nn.Identity())
         if small_stem:
             net.conv1 = nn.Conv2d(channels, width, kernel_size=3, stride=1, padding=1, bias=False)
             net.maxpool = nn.Identity()
@@ -51,7 +54,8 @@ class ResNetEncoder(nn.Module):
         net.bn1 = nn.BatchNorm2d(width)
         net.fc = nn.Identity()
         self.net = net
-        self.dim = width * 8 * block.expansion
+        self.dim = width * 2 ** (len(layers) - 1) * block.expansion
+        self.num_stages = len(layers)
         self.preprocessing = preprocessing
         self.config = {"name": arch, "channels": channels, "small_stem": small_stem}
         self.channels_last = True  # benchmarks/training_step.py turns it off for its ablation
@@ -64,7 +68,7 @@ class ResNetEncoder(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         x = n.maxpool(n.relu(n.bn1(n.conv1(x))))
         out = [x]
-        for layer in (n.layer1, n.layer2, n.layer3, n.layer4):
+        for layer in (n.layer1, n.layer2, n.layer3, n.layer4)[:self.num_stages]:
             x = layer(x)
             out.append(x)
         return out
@@ -74,8 +78,8 @@ class ResNetEncoder(nn.Module):
 
     def named_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """Globally average-pooled output of the stem and each stage, (B, C_stage) each; the
-        last (``layer4``) is ``forward(x)``."""
-        names = ("stem", "layer1", "layer2", "layer3", "layer4")
+        last (``layer4``, or ``layer3`` of a three-stage trunk) is ``forward(x)``."""
+        names = ("stem", "layer1", "layer2", "layer3", "layer4")[:self.num_stages + 1]
         return {k: m.mean(dim=(2, 3)) for k, m in zip(names, self.stages(x), strict=True)}
 
 

@@ -15,7 +15,9 @@ from . import (  # noqa: F401
     mochi,
     moco,
     scatsimclr,
+    selfie,
     simclr,
+    sit,
     transitive,
     uni4eye,
 )

@@ -34,8 +34,9 @@ def saved_method(run_dir: str, encoder: nn.Module) -> Method | None:
     method = get_method(cfg["method"])(encoder, nn.Identity(), data, **args)
     state = load_checkpoint_safely(ckpt)["state_dict"]
     prefix = "method."
-    own = {k[len(prefix):]: v for k, v in state.items()
-           if k.startswith(prefix) and not k.startswith(prefix + "backbone.")}
+    # the views' buffers (kornia's parameter generators) stay behind with the views
+    own = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)
+           and not k.startswith((prefix + "backbone.", prefix + "views."))}
     # the encoder keeps the exported weights; everything else comes from the checkpoint
     missing = [k for k in method.state_dict() if k not in own and not k.startswith("backbone.")]
     method.load_state_dict({**{f"backbone.{k}": v for k, v in encoder.state_dict().items()},

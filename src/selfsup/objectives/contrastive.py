@@ -191,3 +191,37 @@ class SupCon(nn.Module):
             # where, not a product: the anchor's own column is -inf and 0 * -inf is nan.
             total = torch.where(positives, log_prob, 0).sum(1)  # (2b,)
             return (-total / positives.sum(1)).mean()
+
+
+class MomentumInfoNCE(nn.Module):
+    """MoCo v3's contrastive loss (Chen, Xie and He 2021, "An Empirical Study of Training
+    Self-Supervised Vision Transformers", eq. 1 and Algorithm 1), as SiT's current official code
+    uses it (Atito et al. 2021, Sara-Ahmed/SiT main.py ``SimCLR.contrastive_loss``): queries q
+    from the student, keys k from a momentum teacher, the other keys of the batch as negatives::
+
+        ctr(q, k) = - 2 tau mean_i log( exp(q_i . k_i / tau) / sum_j exp(q_i . k_j / tau) )
+
+    with q and k L2-normalized. The factor 2 tau is MoCo v3's (it keeps the gradient's scale
+    independent of tau). The keys carry no gradient. Under ``torch.distributed`` every rank's
+    keys are gathered as candidates and each rank averages over its own queries.
+    """
+
+    distributed_loss: ClassVar[str] = "local_anchors"
+
+    def __init__(self, temperature: float = 0.2) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.temperature = temperature
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        """q: (b, D) student queries, k: (b, D) their teacher keys; a scalar loss."""
+        check_two_views(q, k)
+        q = loss_precision(q)
+        k = k.to(q.dtype)
+        with torch.autocast(device_type=q.device.type, enabled=False):
+            q = F.normalize(q, dim=1)
+            keys = distributed.gather_with_grad(F.normalize(k.detach(), dim=1))  # (n, D)
+            logits = q @ keys.T / self.temperature  # (b, n)
+            own = torch.arange(len(q), device=q.device) + distributed.rank() * len(q)  # (b,)
+            return 2 * self.temperature * F.cross_entropy(logits, own)

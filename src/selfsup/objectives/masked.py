@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -95,3 +96,73 @@ class RelativeLossPrediction(nn.Module):
         s = torch.sigmoid(pred[:, None, :] - pred[:, :, None])  # (B, n, n)
         loss = -(harder * torch.log(s + 1e-6) + easier * torch.log(1 - s + 1e-6))
         return loss.sum() / (harder | easier).sum().clamp_min(1)
+
+
+class PatchChoice(nn.Module):
+    """Selfie's patch-choice loss (Trinh et al. 2019, "Selfie: Self-supervised Pretraining for
+    Image Embedding", sec. 2; the CPC loss of Oord et al. 2018): each query, built for one
+    masked location of an image, picks the patch that belongs there among that image's masked
+    patches, by a cross-entropy over dot products::
+
+        logit_bij = v_bi . h_bj                      (query i, candidate patch j of image b)
+        L = - mean_{b, i} log( exp(logit_bii) / sum_j exp(logit_bij) )
+
+    The queries and candidates come in the same order (query i was made for candidate i's
+    location), so the right answer is the diagonal. The logits go through one softmax, inside
+    the cross-entropy; a softmax applied before it as well (as a public reimplementation does)
+    would squash them into [0, 1] and leave almost no gradient.
+
+    Each image's distractors are its own patches, so the loss is per image and the mean of the
+    ranks' losses is the global one: no collective is needed.
+    """
+
+    distributed_loss: ClassVar[str] = "local"
+
+    def forward(self, queries: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
+        """``queries`` v (B, M, D) and ``candidates`` h (B, M, D), M >= 2 masked patches."""
+        if queries.ndim != 3 or queries.shape != candidates.shape:
+            raise ValueError(f"expected queries and candidates (B, M, D) of one shape, got "
+                             f"{tuple(queries.shape)} and {tuple(candidates.shape)}")
+        if queries.shape[1] < 2:
+            raise ValueError(f"choosing a patch needs M >= 2 masked patches, got "
+                             f"{queries.shape[1]}")
+        if not (queries.is_floating_point() and candidates.is_floating_point()):
+            raise ValueError(f"expected floating inputs, got {queries.dtype} and "
+                             f"{candidates.dtype}")
+        dtype = torch.promote_types(queries.dtype, torch.float32)
+        logits = torch.einsum("bid,bjd->bij", queries.to(dtype), candidates.to(dtype))
+        b, m, _ = logits.shape
+        target = torch.arange(m, device=logits.device).repeat(b)  # (B * M,): the diagonal
+        return F.cross_entropy(logits.reshape(b * m, m), target)
+
+
+class CorruptedPixelL1(nn.Module):
+    """SiT's reconstruction loss (Atito et al. 2021, "SiT: Self-supervised vIsion Transformer",
+    Sara-Ahmed/SiT main.py ``r_loss``): the mean absolute error between the reconstruction
+    and the clean image over the corrupted pixels only, every channel::
+
+        L = sum_{b,c,y,x} m_byx |pred_bcyx - x_bcyx| / (C sum_{b,y,x} m_byx)
+
+    with m the corrupted-pixel mask (the official ``recloss[mask == 1].mean()`` on an
+    image-shaped mask). A batch with no corrupted pixel costs 0 (officially NaN).
+
+    Each rank averages over its own corrupted pixels; every image's count is drawn from one
+    narrow range, so the ranks' mean is the global pixel mean up to that spread: no collective.
+    """
+
+    distributed_loss: ClassVar[str] = "local"
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor
+                ) -> torch.Tensor:
+        """``pred`` and ``target`` (B, C, H, W), ``mask`` (B, H, W) with 1 = corrupted."""
+        if pred.ndim != 4 or pred.shape != target.shape or mask.shape != (
+                pred.shape[0], *pred.shape[2:]):
+            raise ValueError(f"expected pred and target (B, C, H, W) and mask (B, H, W), got "
+                             f"{tuple(pred.shape)}, {tuple(target.shape)} and "
+                             f"{tuple(mask.shape)}")
+        if not (pred.is_floating_point() and target.is_floating_point()):
+            raise ValueError(f"expected floating images, got {pred.dtype} and {target.dtype}")
+        dtype = torch.promote_types(pred.dtype, torch.float32)
+        m = mask.to(dtype)[:, None]  # (B, 1, H, W)
+        err = (pred.to(dtype) - target.to(dtype)).abs() * m
+        return err.sum() / (m.sum() * pred.shape[1]).clamp_min(1)

@@ -314,3 +314,22 @@ def test_the_index_opens_only_image_named_and_unnamed_files(tmp_path, monkeypatc
     monkeypatch.setattr(folder, "check_image", lambda p: opened.append(Path(p).name) or real(p))
     quiet_load(tmp_path)
     assert sorted(opened) == ["a.png", "c"]
+
+
+def test_large_folders_sniff_signatures_instead_of_opening(tmp_path, monkeypatch):
+    import selfsup.data.folder as folder
+
+    monkeypatch.setattr(folder, "FULL_CHECK_LIMIT", 2)  # this folder counts as large
+    for i in range(3):
+        save(tmp_path / f"{i}.png", size=(8, 8))
+    whole = (tmp_path / "0.png").read_bytes()
+    (tmp_path / "cut.png").write_bytes(whole[: len(whole) // 2])  # signature intact
+    (tmp_path / "notes.png").write_text("not an image")  # no signature: opened, refused
+    (tmp_path / "gray.pgm").write_bytes(b"P5\n2 2\n255\n" + bytes(4))
+    with pytest.warns(UserWarning, match="1"):
+        source = load_source(str(tmp_path), image_size=8)
+    names = sorted(os.path.basename(p) for p in source.train.paths)
+    assert names == ["0.png", "1.png", "2.png", "cut.png", "gray.pgm"]
+    assert source.skipped == 1
+    # the truncated file passed the sniff; it is dropped when it fails to decode
+    assert source.train.dataset[names.index("cut.png")] is None

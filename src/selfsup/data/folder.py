@@ -44,7 +44,14 @@ MAX_PIXELS = 1 << 26
 SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I"})
 TEST_FOLDERS = ("test", "val")
 CHECK_THREADS = 16  # checking is I/O bound; threads hide file-system latency
-CHECK_CHUNK = 4096
+CHECK_BATCH = 256  # files per task: one future per file costs more than a header check
+# Up to this many files every one is opened by Pillow and verified when the folder is indexed
+# (~110 us a file here: 11 s per 100,000); past it a file whose first bytes carry a known image
+# signature is kept unopened (~12 us), so a million files index in seconds, not minutes, and a
+# damaged one is dropped from its batch when it fails to decode instead of being counted here.
+FULL_CHECK_LIMIT = 100_000
+SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"BM",
+              b"II*\x00", b"MM\x00*", b"\x00\x00\x01\x00")  # PNG JPEG GIF BMP TIFF ICO
 
 
 @dataclass
@@ -119,6 +126,21 @@ def check_image(path: str) -> bool | None:
         return False
 
 
+def sniff_image(path: str) -> bool | None:
+    """`check_image` for large folders: a file that starts with a known image signature (PNG,
+    JPEG, GIF, BMP, TIFF, ICO, WebP, PBM/PGM/PPM) passes unopened; any other goes through
+    `check_image`."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(16)
+    except OSError:
+        return False
+    netpbm = len(head) > 2 and head[:1] == b"P" and head[1:2] in b"1234567" and head[2:3].isspace()
+    if head.startswith(SIGNATURES) or netpbm or (head[:4] == b"RIFF" and head[8:12] == b"WEBP"):
+        return True
+    return check_image(path)
+
+
 def jpeg_is_whole(path: str) -> bool:
     """True when the JPEG ends in its EOI marker or, lacking it, still decodes in full."""
     with open(path, "rb") as f:
@@ -132,15 +154,18 @@ def jpeg_is_whole(path: str) -> bool:
 
 
 def keep_readable(paths: list[str], index: FolderIndex) -> list[str]:
-    """The paths that pass ``check_image``; the others are counted into ``index``."""
+    """The paths that pass ``check_image`` (``sniff_image`` past `FULL_CHECK_LIMIT` files);
+    the others are counted into ``index``."""
     ok: list[bool | None] = []
     # Pillow warns (rather than raises) between its two bomb limits; make that a skip.
     # Set once here, not per file, because warning filters are process-wide state.
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
+        check = check_image if len(paths) <= FULL_CHECK_LIMIT else sniff_image
+        batches = [paths[i:i + CHECK_BATCH] for i in range(0, len(paths), CHECK_BATCH)]
         with ThreadPoolExecutor(CHECK_THREADS) as pool:
-            for start in range(0, len(paths), CHECK_CHUNK):
-                ok.extend(pool.map(check_image, paths[start:start + CHECK_CHUNK]))
+            for part in pool.map(lambda batch: [check(p) for p in batch], batches):
+                ok.extend(part)
     if None in ok:
         index.others[NO_EXTENSION] += ok.count(None)
     index.candidates += len(paths) - ok.count(None)
@@ -290,6 +315,9 @@ def why_no_images(index: FolderIndex) -> str:
         return f"(no .png/.jpg/... files found): {fix}"
     seen = ", ".join(f"{n} {ext}" for ext, n in index.others.most_common(5))
     more = ", ..." if len(index.others) > 5 else ""
+    if ".tar" in index.others:
+        fix = ("tar shards are read as a pattern of files, e.g. --data "
+               "'DIR/train-{000000..000009}.tar'")
     return f"(saw {seen}{more}; none is an image): {fix}"
 
 

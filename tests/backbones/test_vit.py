@@ -149,3 +149,90 @@ def test_smaller_training_crops_get_their_own_sincos_grid():
     assert net._positions(7) is net.pos_embed
     with pytest.raises(ValueError, match="multiple of 4"):
         net(torch.randn(2, 1, 22, 22))
+
+
+def reference_masked_tokens(net, x, keep, allowed, extra):
+    """``tokens`` with an attention mask and extra embeddings, step by step: embed, add
+    positions and the extra embeddings, gather, prepend CLS, then in every block pre-norm
+    attention with the disallowed logits at -inf (one softmax per head) and the MLP."""
+    pos = net.pos_embed
+    patches = net.patch_embed(x).flatten(2).transpose(1, 2) + pos[:, 1:] + extra
+    patches = torch.stack([patches[b, keep[b]] for b in range(len(x))])
+    t = torch.cat([(net.cls_token + pos[:, :1]).expand(len(x), -1, -1), patches], dim=1)
+    for blk in net.blocks:
+        a = blk.attn
+        h = blk.norm1(t)
+        b, n, c = h.shape
+        qkv = a.qkv(h).reshape(b, n, 3, a.num_heads, c // a.num_heads)
+        q, k, v = (qkv[:, :, i].transpose(1, 2) for i in range(3))  # (B, heads, N, c/heads)
+        logits = q @ k.transpose(-2, -1) / math.sqrt(c // a.num_heads)
+        logits = logits.masked_fill(~allowed[:, None], float("-inf"))
+        out = (logits.softmax(-1) @ v).transpose(1, 2).reshape(b, n, c)
+        t = t + a.proj(out)
+        t = t + blk.mlp(blk.norm2(t))
+    return net.norm(t)
+
+
+def test_attention_mask_and_extra_embed_match_the_step_by_step_reference():
+    torch.manual_seed(0)
+    net = tiny(input_size=8, patch_size=2).eval()
+    x = torch.randn(2, 1, 8, 8)
+    keep = torch.stack([torch.randperm(16)[:10] for _ in range(2)])  # (2, 10)
+    allowed = torch.rand(2, 11, 11) < 0.5
+    allowed |= torch.eye(11, dtype=torch.bool)  # every query keeps a key
+    extra = torch.randn(2, 16, 32)
+    got = net.tokens(x, keep=keep, attn_mask=allowed, extra_embed=extra)
+    want = reference_masked_tokens(net, x, keep, allowed, extra)
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_an_all_true_mask_and_zero_extra_embed_change_nothing():
+    net = tiny().eval()
+    x = torch.randn(3, 1, 28, 28)
+    full = net.tokens(x)
+    out = net.tokens(x, attn_mask=torch.ones(3, 50, 50, dtype=torch.bool),
+                     extra_embed=torch.zeros(3, 49, 32))
+    torch.testing.assert_close(out, full, atol=1e-6, rtol=1e-6)
+
+
+def test_extra_embed_acts_as_a_shifted_position():
+    net = tiny(input_size=8, patch_size=2).eval()
+    shift = torch.randn(1, 16, 32)
+    x = torch.randn(2, 1, 8, 8)
+    got = net.tokens(x, extra_embed=shift.expand(2, -1, -1))
+    with torch.no_grad():
+        net.pos_embed[:, 1:] += shift
+    torch.testing.assert_close(got, net.tokens(x))
+
+
+def test_patches_masked_off_each_other_do_not_interact():
+    """Two groups of patches that see neither each other nor the class token: a group's
+    outputs do not move when the other group's pixels change."""
+    net = tiny(input_size=8, patch_size=2).eval()
+    group = torch.arange(16) % 2  # (16,) alternate patches
+    allowed = torch.zeros(17, 17, dtype=torch.bool)
+    allowed[1:, 1:] = group[:, None] == group[None, :]
+    allowed[0] = True
+    allowed = allowed.expand(2, -1, -1)
+    x = torch.randn(2, 1, 8, 8)
+    y = x.clone()
+    y[:, :, 0:2, 2:4] += 1.0  # patch 1, of group 1
+    a, b = net.tokens(x, attn_mask=allowed), net.tokens(y, attn_mask=allowed)
+    zero = torch.cat([torch.tensor([False]), group == 0])
+    torch.testing.assert_close(a[:, zero], b[:, zero])
+    assert not torch.allclose(a[:, 2], b[:, 2])
+
+
+def test_bad_masks_and_extra_embeddings_are_clear():
+    net = tiny(input_size=8, patch_size=2)
+    x = torch.randn(2, 1, 8, 8)
+    with pytest.raises(ValueError, match="bool"):
+        net.tokens(x, attn_mask=torch.ones(2, 17, 17))
+    with pytest.raises(ValueError, match=r"\(2, 17, 17\)"):
+        net.tokens(x, attn_mask=torch.ones(2, 16, 16, dtype=torch.bool))
+    empty = torch.ones(2, 17, 17, dtype=torch.bool)
+    empty[1, 3] = False
+    with pytest.raises(ValueError, match="no key"):
+        net.tokens(x, attn_mask=empty)
+    with pytest.raises(ValueError, match="extra_embed"):
+        net.tokens(x, extra_embed=torch.zeros(2, 15, 32))

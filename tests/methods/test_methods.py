@@ -22,6 +22,10 @@ def test_unknown_method_lists_valid():
 # A 12-block ViT pretrains and embeds digits in ~90 s on a 2-core CPU without bf16; 4 blocks
 # exercise the same code in a third of that.
 SMALLER = {name: {"backbone_args": {"depth": 4}} for name in ("mae", "uni4eye", "hpm", "cae")}
+# MMC is SiT plus a projected patch-token distillation (teacher and student): 1 block, 1 epoch
+SMALLER["mmc"] = {"backbone_args": {"depth": 1}, "epochs": 1}
+# MixedAE costs about MAE's step: 1 block, 2 epochs
+SMALLER["mixedae"] = {"backbone_args": {"depth": 1}, "epochs": 2}
 # kymatio's scattering runs each filter in Python: 4 orientations instead of 8 (25 maps per
 # channel, not 81) halve the smoke test and keep every path (second order, adapter, rotation)
 SMALLER["scatsimclr"] = {"backbone_args": {"L": 4}}

@@ -5,7 +5,9 @@ import torch
 
 from selfsup.objectives.masked import (
     CorruptedPixelL1,
+    HomologousContrastive,
     MaskedReconstruction,
+    MaskedTokenDistillation,
     PatchChoice,
     RelativeLossPrediction,
 )
@@ -208,3 +210,97 @@ def test_corrupted_l1_rejects_bad_shapes(pred, target, mask):
     with pytest.raises(ValueError, match="floating"):
         CorruptedPixelL1()(torch.zeros(1, 1, 2, 2, dtype=torch.long),
                            torch.zeros(1, 1, 2, 2, dtype=torch.long), torch.zeros(1, 2, 2))
+
+
+def test_token_distillation_matches_the_loop():
+    g = torch.Generator().manual_seed(3)
+    s, t = torch.randn(3, 5, 4, generator=g), torch.randn(3, 5, 4, generator=g)
+    w = torch.rand(3, 5, generator=g)
+    w[0, 1] = 0.0
+    total, weight = 0.0, 0.0
+    for b in range(3):
+        for i in range(5):
+            u = s[b, i] / s[b, i].norm()
+            v = t[b, i] / t[b, i].norm()
+            total += float(w[b, i]) * float(((u - v) ** 2).sum())
+            weight += float(w[b, i])
+    got = MaskedTokenDistillation()(s, t, w)
+    assert got.item() == pytest.approx(total / weight, abs=1e-5)
+
+
+def test_token_distillation_hand_computed_and_teacher_gets_no_gradient():
+    # token 0: orthogonal, 2 - 2 * 0 = 2; token 1: opposite, 2 - 2 * (-1) = 4; weights 1 and 3
+    s = torch.tensor([[[1.0, 0.0], [0.0, 2.0]]], requires_grad=True)
+    t = torch.tensor([[[0.0, 5.0], [0.0, -1.0]]], requires_grad=True)
+    w = torch.tensor([[1.0, 3.0]])
+    loss = MaskedTokenDistillation()(s, t, w)
+    assert loss.item() == pytest.approx((2 * 1 + 4 * 3) / 4)
+    loss.backward()
+    assert t.grad is None and s.grad is not None
+    assert MaskedTokenDistillation()(s, t, torch.zeros(1, 2)).item() == 0.0
+    bf16 = MaskedTokenDistillation()(s.detach().bfloat16(), t.detach().bfloat16(), w)
+    assert bf16.dtype == torch.float32 and bf16.item() == pytest.approx(3.5)
+
+
+@pytest.mark.parametrize("s, t, w, match", [
+    (torch.zeros(2, 3, 4), torch.zeros(2, 3, 5), torch.zeros(2, 3), "expected"),
+    (torch.zeros(2, 3, 4), torch.zeros(2, 3, 4), torch.zeros(2, 4), "expected"),
+    (torch.zeros(6, 4), torch.zeros(6, 4), torch.zeros(6), "expected"),
+    (torch.zeros(1, 2, 2, dtype=torch.long), torch.zeros(1, 2, 2, dtype=torch.long),
+     torch.zeros(1, 2), "floating"),
+])
+def test_token_distillation_rejects_bad_inputs(s, t, w, match):
+    with pytest.raises(ValueError, match=match):
+        MaskedTokenDistillation()(s, t, w)
+
+
+def reference_homologous(z, sources, tau):
+    """Supervised contrastive L_out within each mixed image, one anchor at a time."""
+    terms = []
+    for g in range(z.shape[0]):
+        u = torch.nn.functional.normalize(z[g].double(), dim=1)
+        n = u.shape[0]
+        for i in range(n):
+            others = [a for a in range(n) if a != i]
+            positives = [p for p in others if sources[g, p] == sources[g, i]]
+            if not positives:
+                continue
+            denominator = sum(math.exp(float(u[i] @ u[a]) / tau) for a in others)
+            terms.append(-sum(math.log(math.exp(float(u[i] @ u[p]) / tau) / denominator)
+                              for p in positives) / len(positives))
+    return sum(terms) / len(terms)
+
+
+@pytest.mark.parametrize("tau", [0.2, 1.0])
+def test_homologous_contrastive_matches_the_loop(tau):
+    g = torch.Generator().manual_seed(4)
+    z = torch.randn(3, 8, 5, generator=g)
+    sources = torch.randint(0, 3, (3, 8), generator=g)
+    sources[0] = torch.arange(8)  # image 0: no positives anywhere, left out
+    sources[1, 0] = 7  # a lone patch in image 1, left out
+    got = HomologousContrastive(tau)(z, sources)
+    assert got.item() == pytest.approx(reference_homologous(z, sources, tau), abs=1e-5)
+
+
+def test_homologous_contrastive_hand_computed():
+    # sources a, a, b: anchors 0 and 1 (cos 1 to each other, 0 to patch 2), tau 1:
+    # -log(e / (e + 1)) each; anchor 2 has no positive
+    z = torch.tensor([[[1.0, 0.0], [2.0, 0.0], [0.0, 1.0]]])
+    got = HomologousContrastive(1.0)(z, torch.tensor([[0, 0, 1]]))
+    assert got.item() == pytest.approx(-math.log(math.e / (math.e + 1)), abs=1e-6)
+    low = HomologousContrastive(1.0)(z.bfloat16(), torch.tensor([[0, 0, 1]]))
+    assert low.dtype == torch.float32
+
+
+def test_homologous_contrastive_rejects_bad_inputs():
+    loss = HomologousContrastive()
+    with pytest.raises(ValueError, match="expected"):
+        loss(torch.zeros(2, 4, 3), torch.zeros(2, 5, dtype=torch.long))
+    with pytest.raises(ValueError, match="expected"):
+        loss(torch.zeros(8, 3), torch.zeros(8, dtype=torch.long))
+    with pytest.raises(ValueError, match="integer"):
+        loss(torch.zeros(2, 4, 3), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="no positive"):
+        loss(torch.randn(1, 3, 2), torch.tensor([[0, 1, 2]]))
+    with pytest.raises(ValueError, match="temperature"):
+        HomologousContrastive(0.0)

@@ -5,6 +5,7 @@ import torch
 from selfsup.views.masking import (
     block_masking,
     hard_patch_masking,
+    patch_fraction,
     patchify,
     random_masking,
     unpatchify,
@@ -158,3 +159,15 @@ def test_hard_patch_masking_draws_the_rest_uniformly():
     assert (rate[:54] - 38 / 54).abs().max() < 0.04  # 5 standard errors of one rate
     with pytest.raises(ValueError, match="hard_fraction"):
         hard_patch_masking(scores[:2], 0.75, 1.5)
+
+
+def test_patch_fraction_by_hand_and_against_pooling():
+    mask = torch.zeros(1, 4, 4, dtype=torch.bool)
+    mask[0, 0, 0] = mask[0, 0, 1] = mask[0, 1, 0] = True  # 3 of patch 0's 4 pixels
+    mask[0, 3, 3] = True  # 1 of patch 3's
+    assert patch_fraction(mask, 2).tolist() == [[0.75, 0.0, 0.0, 0.25]]
+    pixels = torch.rand(3, 12, 12) < 0.4
+    pooled = torch.nn.functional.avg_pool2d(pixels[:, None].float(), 4).flatten(1)
+    torch.testing.assert_close(patch_fraction(pixels, 4), pooled)
+    with pytest.raises(ValueError, match="pixel mask"):
+        patch_fraction(torch.zeros(2, 1, 4, 4), 2)

@@ -6,6 +6,7 @@ path that sees only a subset of the patches (MAE's encoder).
 
 from __future__ import annotations
 
+import inspect
 from functools import partial
 
 import torch
@@ -22,6 +23,9 @@ ARCHITECTURES: dict[str, tuple[int, int, int]] = {
     "vit_tiny": (192, 12, 3),
     "vit_small": (384, 12, 6),
 }
+
+# timm's Block takes an attention mask from 1.0.16 on; only masked callers need one
+BLOCK_TAKES_MASK = "attn_mask" in inspect.signature(Block.forward).parameters
 
 # MAE's norm layer everywhere (its models_mae.py: LayerNorm, eps 1e-6)
 LayerNorm = partial(nn.LayerNorm, eps=1e-6)
@@ -56,6 +60,24 @@ def sincos_pos_embed_2d(dim: int, grid_size: int, cls_token: bool = True) -> tor
     if cls_token:
         emb = torch.cat([torch.zeros(1, dim, dtype=emb.dtype), emb], dim=0)  # (1 + L, dim)
     return emb.float()
+
+
+def attention_bias(attn_mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """A boolean attention mask (B, N, N), True = may attend, for the tokens x (B, N, dim) ->
+    the additive bias (B, 1, N, N) in x's dtype (0 or -inf) that timm's blocks add to the
+    attention logits of every head. Additive, not boolean: timm's unfused attention path adds
+    the mask to the logits in every release that takes one (Block's ``attn_mask``, timm >=
+    1.0.16), where a boolean mask would add 0 or 1."""
+    b, n = x.shape[:2]
+    if attn_mask.dtype != torch.bool or attn_mask.shape != (b, n, n):
+        raise ValueError(f"attn_mask must be bool (B, 1 + n, 1 + n) = {(b, n, n)}, got "
+                         f"{attn_mask.dtype} {tuple(attn_mask.shape)}")
+    if not bool(attn_mask.any(dim=-1).all()):
+        raise ValueError("attn_mask leaves a query token with no key to attend to")
+    if not BLOCK_TAKES_MASK:
+        raise RuntimeError("attention masks need timm >= 1.0.16, whose Block takes attn_mask")
+    bias = torch.zeros(attn_mask.shape, dtype=x.dtype, device=x.device)
+    return bias.masked_fill(~attn_mask, float("-inf"))[:, None]  # (B, 1, N, N)
 
 
 def init_vit_weights(module: nn.Module) -> None:
@@ -143,7 +165,8 @@ class VisionTransformer(nn.Module):
             return self.pos_embed
         return sincos_pos_embed_2d(self.dim, grid)[None].to(self.pos_embed)
 
-    def _embed(self, x: torch.Tensor, keep: torch.Tensor | None) -> torch.Tensor:
+    def _embed(self, x: torch.Tensor, keep: torch.Tensor | None,
+               extra_embed: torch.Tensor | None = None) -> torch.Tensor:
         c, h, w = x.shape[1:]
         if c != self.channels or h != w or h % self.patch_size:
             raise ValueError(f"{self.config['name']} takes square {self.channels}-channel images "
@@ -152,6 +175,11 @@ class VisionTransformer(nn.Module):
         pos = self._positions(h // self.patch_size)
         x = self.patch_embed(x).flatten(2).transpose(1, 2)  # (B, L, dim)
         x = x + pos[:, 1:]
+        if extra_embed is not None:
+            if extra_embed.shape != x.shape:
+                raise ValueError(f"extra_embed must be (B, L, dim) = {tuple(x.shape)}, got "
+                                 f"{tuple(extra_embed.shape)}")
+            x = x + extra_embed
         if keep is not None:
             x = torch.gather(x, 1, keep[..., None].expand(-1, -1, x.shape[-1]))  # (B, n, dim)
         cls = (self.cls_token + pos[:, :1]).expand(x.shape[0], -1, -1)  # (B, 1, dim)
@@ -160,12 +188,21 @@ class VisionTransformer(nn.Module):
     def _pool(self, tokens: torch.Tensor) -> torch.Tensor:
         return tokens[:, 0] if self.pool == "cls" else tokens[:, 1:].mean(dim=1)
 
-    def tokens(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+    def tokens(self, x: torch.Tensor, keep: torch.Tensor | None = None,
+               attn_mask: torch.Tensor | None = None,
+               extra_embed: torch.Tensor | None = None) -> torch.Tensor:
         """Normed output tokens (B, 1 + n, dim), CLS first; n = L, or only the patches ``keep``
-        (B, n) int64 names (ids in row-major patch order), in ``keep``'s order."""
-        x = self._embed(x, keep)
+        (B, n) int64 names (ids in row-major patch order), in ``keep``'s order.
+
+        ``extra_embed`` (B, L, dim), added to every patch embedding beside its position before
+        ``keep`` picks, marks patches (MixedAE's segment embeddings). ``attn_mask`` (B, 1 + n,
+        1 + n) bool, True where query token i may attend to key token j (CLS is token 0), holds
+        in every block (MixedAE's homologous attention); every query needs one key at least.
+        """
+        x = self._embed(x, keep, extra_embed)
+        bias = None if attn_mask is None else attention_bias(attn_mask, x)
         for block in self.blocks:
-            x = block(x)
+            x = block(x) if bias is None else block(x, attn_mask=bias)
         return self.norm(x)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,8 @@ from . import (  # noqa: F401
     isogclr,
     mae,
     mixed_barlow_twins,
+    mixedae,
+    mmc,
     mochi,
     moco,
     scatsimclr,

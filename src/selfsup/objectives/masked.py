@@ -166,3 +166,90 @@ class CorruptedPixelL1(nn.Module):
         m = mask.to(dtype)[:, None]  # (B, 1, H, W)
         err = (pred.to(dtype) - target.to(dtype)).abs() * m
         return err.sum() / (m.sum() * pred.shape[1]).clamp_min(1)
+
+
+class MaskedTokenDistillation(nn.Module):
+    """MMC's momentum self-distillation (Wu et al. 2023, "Masked Momentum Contrastive Learning
+    for Zero-shot Semantic Understanding", sec. 3, "momentum self-distillation"; the paper
+    states no equation and no code is public, so this form is ours, as methods/mmc.py says):
+    the student's projected patch tokens s of a corrupted view regress the momentum teacher's
+    projected patch tokens t of the clean view at the same positions, by BYOL's normalized
+    squared error (Grill et al. 2020, eq. 2), weighted by how much of each patch was
+    corrupted::
+
+        l_bl = || s_bl / |s_bl| - t_bl / |t_bl| ||^2 = 2 - 2 cos(s_bl, t_bl)
+        L    = sum_{b,l} w_bl l_bl / sum_{b,l} w_bl
+
+    The teacher's tokens carry no gradient; a batch whose weights are all zero costs 0. Each
+    rank averages over its own weights, which every image draws from one narrow range (as
+    `CorruptedPixelL1`): no collective.
+    """
+
+    distributed_loss: ClassVar[str] = "local"
+
+    def forward(self, student: torch.Tensor, teacher: torch.Tensor, weights: torch.Tensor
+                ) -> torch.Tensor:
+        """``student`` and ``teacher`` tokens (B, L, D), ``weights`` (B, L) >= 0."""
+        if student.ndim != 3 or student.shape != teacher.shape or (
+                weights.shape != student.shape[:2]):
+            raise ValueError(f"expected student and teacher tokens (B, L, D) and weights (B, L),"
+                             f" got {tuple(student.shape)}, {tuple(teacher.shape)} and "
+                             f"{tuple(weights.shape)}")
+        if not (student.is_floating_point() and teacher.is_floating_point()):
+            raise ValueError(f"expected floating tokens, got {student.dtype} and "
+                             f"{teacher.dtype}")
+        dtype = torch.promote_types(student.dtype, torch.float32)
+        s = F.normalize(student.to(dtype), dim=-1)
+        t = F.normalize(teacher.detach().to(dtype), dim=-1)
+        per_token = 2 - 2 * (s * t).sum(dim=-1)  # (B, L)
+        w = weights.to(dtype)
+        return (w * per_token).sum() / w.sum().clamp_min(1e-12)
+
+
+class HomologousContrastive(nn.Module):
+    """MixedAE's homologous contrastive loss (Chen et al. 2023, "Mixed Autoencoder for
+    Self-supervised Visual Representation Learning", sec. 3, "homologous contrastive"): in each
+    mixed image, a patch's embedding should be nearer the other patches of its own source image
+    (its homologous patches) than the rest. Written, as no code is public, as the supervised
+    contrastive loss L_out (Khosla et al. 2020, eq. 2) over one mixed image's n patches, with
+    the source image as the label::
+
+        l_i = -(1 / |P(i)|) sum_{p in P(i)} log( exp(z_i . z_p / tau)
+                                                 / sum_{a != i} exp(z_i . z_a / tau) )
+        L   = mean of l_i over every image's anchors i with P(i) not empty
+
+    z L2-normalized; P(i) the other patches of i's source, the sum over a every other patch of
+    the same mixed image. Each mixed image is its own problem, so the loss is per image and the
+    ranks' mean is the global loss: no collective.
+    """
+
+    distributed_loss: ClassVar[str] = "local"
+
+    def __init__(self, temperature: float = 0.2) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.temperature = temperature
+
+    def forward(self, z: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
+        """``z`` (G, n, D) embeddings of each mixed image's patches, ``sources`` (G, n) ints."""
+        if z.ndim != 3 or sources.shape != z.shape[:2]:
+            raise ValueError(f"expected embeddings (G, n, D) and sources (G, n), got "
+                             f"{tuple(z.shape)} and {tuple(sources.shape)}")
+        if not z.is_floating_point() or sources.is_floating_point():
+            raise ValueError(f"expected floating embeddings and integer sources, got {z.dtype} "
+                             f"and {sources.dtype}")
+        dtype = torch.promote_types(z.dtype, torch.float32)
+        with torch.autocast(device_type=z.device.type, enabled=False):
+            z = F.normalize(z.to(dtype), dim=-1)
+            logits = z @ z.transpose(1, 2) / self.temperature  # (G, n, n)
+            eye = torch.eye(z.shape[1], dtype=torch.bool, device=z.device)
+            log_prob = F.log_softmax(logits.masked_fill(eye, float("-inf")), dim=-1)
+            positives = (sources[:, :, None] == sources[:, None, :]) & ~eye  # (G, n, n)
+            count = positives.sum(-1)  # (G, n)
+            if not bool((count > 0).any()):
+                raise ValueError("no patch shares its source with another: no positive pair")
+            # where, not a product: the diagonal is -inf and 0 * -inf is nan
+            total = torch.where(positives, log_prob, 0).sum(-1)  # (G, n)
+            anchors = count > 0
+            return -(total[anchors] / count[anchors]).mean()

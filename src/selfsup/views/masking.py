@@ -126,6 +126,15 @@ def hard_patch_masking(scores: torch.Tensor, mask_ratio: float, hard_fraction: f
     return random_masking(b, n, mask_ratio, noise=noise)
 
 
+def patch_fraction(pixel_mask: torch.Tensor, p: int) -> torch.Tensor:
+    """A pixel mask (B, H, W), bool or float -> the masked fraction of every p x p patch (B, L)
+    float, row-major: the patch-level weight of a mask drawn on pixels (SiT's group masking),
+    1 or 0 on blocks aligned to patches."""
+    if pixel_mask.ndim != 3:
+        raise ValueError(f"expected a pixel mask (B, H, W), got {tuple(pixel_mask.shape)}")
+    return patchify(pixel_mask[:, None].float(), p).mean(dim=-1)  # (B, L)
+
+
 def patchify(imgs: torch.Tensor, p: int) -> torch.Tensor:
     """(B, C, H, W) -> (B, L, p*p*C), patches row-major, each flattened (row, col, channel)
     as MAE's ``patchify`` (einsum nchpwq -> nhwpqc), for any channel count."""

@@ -1,0 +1,154 @@
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from selfsup.backbones import Preprocessing, build_backbone
+from selfsup.backbones.vit import VisionTransformer
+from selfsup.data.batch import as_batch
+from selfsup.data.spec import DataSpec
+from selfsup.methods.mmc import MMC
+from selfsup.methods.sit import SiT
+from selfsup.views import build_views
+from selfsup.views.corruption import gmml_views
+
+
+def tiny(cls=MMC, channels=1, size=8, **kw):
+    torch.manual_seed(0)
+    pre = Preprocessing(size, channels, (0.5,) * channels, (0.25,) * channels)
+    vit = VisionTransformer(pre, name="vit_tiny", channels=channels, input_size=size,
+                            patch_size=2, dim=32, depth=2, heads=2)
+    return cls(vit, build_views(pre, cls.recipe.views), DataSpec("image", (channels, size, size),
+                                                                 64),
+               proj_hidden_dim=16, proj_dim=8, **kw)
+
+
+def stacked_views(method, b=6, seed=1):
+    g = torch.Generator().manual_seed(seed)
+    c, s = method.channels, method.backbone.input_size
+    clean = torch.randn(2 * b, c, s, s, generator=g)
+    corrupted, mask = zip(*(gmml_views(v, generator=g) for v in clean.chunk(2)), strict=True)
+    return clean, torch.cat(corrupted), torch.cat(mask)
+
+
+def moco_v3_ctr(q, k, temp):
+    """MoCo v3's ``contrastive_loss`` on one rank (as SiT's main.py)."""
+    q, k = F.normalize(q, dim=1), F.normalize(k, dim=1)
+    logits = q @ k.T / temp
+    return F.cross_entropy(logits, torch.arange(len(q))) * (2 * temp)
+
+
+def loop_distillation(student, teacher, mask, p):
+    """Every patch token's 2 - 2 cos, weighted by its corrupted-pixel count, one at a time."""
+    total, weight = 0.0, 0.0
+    n, grid = student.shape[0], mask.shape[-1] // p
+    for b in range(n):
+        for row in range(grid):
+            for col in range(grid):
+                w = float(mask[b, row * p:(row + 1) * p, col * p:(col + 1) * p].sum()) / p**2
+                s, t = student[b, row * grid + col], teacher[b, row * grid + col]
+                total = total + w * (2 - 2 * (s @ t) / (s.norm() * t.norm()))
+                weight += w
+    return total / weight
+
+
+def test_matches_the_step_by_step_reference():
+    """The three terms written out: MoCo v3 between corrupted and the other clean view on the
+    class token, SiT's L1 on the corrupted pixels, and the patch-token distillation by loops."""
+    method = tiny(channels=3, reconstruction_weight=2.0, distillation_weight=0.5)
+    with torch.no_grad():
+        for p in method.teacher.parameters():  # a teacher that differs from the student
+            p.add_(0.05 * torch.randn_like(p))
+    clean, corrupted, mask = stacked_views(method)
+    got = method.losses(clean, corrupted, mask)
+
+    d, n = method.backbone.dim, len(clean)
+    tokens = method.backbone.tokens(corrupted)
+    s_cls = method.projector(tokens[:, 0])
+    s_patch = method.projector(tokens[:, 1:].reshape(-1, d)).reshape(n, 16, -1)
+    recon = method.rec_head(tokens[:, 1:]).reshape(n, 4, 4, 2, 2, 3)  # (grid, grid, p, p, C)
+    recon = recon.permute(0, 5, 1, 3, 2, 4).reshape(n, 3, 8, 8)
+    with torch.no_grad():
+        backbone_t, projector_t = method.teacher.module
+        t_tokens = backbone_t.tokens(clean)
+        t_cls = projector_t(t_tokens[:, 0])
+        t_patch = projector_t(t_tokens[:, 1:].reshape(-1, d)).reshape(n, 16, -1)
+    s1, s2 = s_cls.chunk(2)
+    t1, t2 = t_cls.chunk(2)
+    con = moco_v3_ctr(s1, t2, 0.2) + moco_v3_ctr(s2, t1, 0.2)
+    rec = (recon - clean).abs()[mask[:, None].expand_as(clean)].mean()
+    dist = loop_distillation(s_patch, t_patch, mask, 2)
+    torch.testing.assert_close(got["loss"], con + 2.0 * rec + 0.5 * dist, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got["distillation_loss"], dist.detach(), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(got["contrastive_loss"], con.detach(), atol=1e-5, rtol=1e-5)
+
+
+def test_without_distillation_it_is_sit_step_for_step():
+    mmc = tiny(distillation_weight=0.0)
+    sit = tiny(SiT)
+    sit.load_state_dict(mmc.state_dict())
+    clean, corrupted, mask = stacked_views(mmc)
+    torch.testing.assert_close(mmc.losses(clean, corrupted, mask)["loss"],
+                               sit.losses(clean, corrupted, mask)["loss"])
+
+
+def test_distillation_reads_the_corrupted_patches_only():
+    """A corruption aligned to one patch: only that patch's token is distilled."""
+    method = tiny()
+    clean, _, _ = stacked_views(method, b=2)
+    mask = torch.zeros(4, 8, 8, dtype=torch.bool)
+    mask[:, 2:4, 4:6] = True  # patch (1, 2), token 6
+    corrupted = clean.masked_fill(mask[:, None], 0.0)
+    got = method.losses(clean, corrupted, mask)["distillation_loss"]
+    with torch.no_grad():
+        tokens = method.backbone.tokens(corrupted)
+        s = method._local(method.projector, tokens)[:, 6]
+        t = method._local(method.teacher.module[1], method.teacher.module[0].tokens(clean))[:, 6]
+    want = (2 - 2 * F.cosine_similarity(s, t, dim=1)).mean()
+    torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+
+
+def test_training_loss_trains_the_student_and_only_the_student():
+    method = tiny()
+    out = method.training_loss(as_batch(torch.randint(0, 256, (8, 1, 8, 8), dtype=torch.uint8)))
+    assert set(out) == {"loss", "contrastive_loss", "reconstruction_loss", "distillation_loss"}
+    out["loss"].backward()
+    student = {n: p for n, p in method.named_parameters() if not n.startswith("teacher.")}
+    missing = [n for n, p in student.items() if p.grad is None]
+    assert not missing, missing
+    assert all(p.grad is None for p in method.parameters() if not p.requires_grad)
+    assert method.export() is method.backbone
+
+
+def test_teacher_follows_the_student_by_ema():
+    method = tiny(momentum=0.9)
+    with torch.no_grad():
+        for p in method.backbone.parameters():
+            p.add_(1.0)
+    before = method.teacher.module[0].cls_token.clone()
+    method.after_optimizer_step(0.0)
+    torch.testing.assert_close(method.teacher.module[0].cls_token,
+                               0.9 * before + 0.1 * method.backbone.cls_token)
+
+
+def test_registered_with_its_recipe_and_defaults():
+    assert MMC.info.name == "mmc" and MMC.info.family == "masked image modelling"
+    assert "Masked Momentum Contrastive" in MMC.info.paper
+    assert MMC.recipe is SiT.recipe
+    h = MMC.hparams()
+    assert "variant" not in h
+    assert (h["distillation_weight"], h["reconstruction_weight"], h["temperature"],
+            h["corruption"], h["drop_ratio"]) == (1.0, 1.0, 0.2, "zeros", 0.5)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"distillation_weight": -1.0}, "distillation_weight"),
+    ({"corruption": "blur"}, "corruption"),
+    ({"momentum": 1.5}, "momentum"),
+])
+def test_rejects_bad_settings(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        tiny(**kwargs)
+    resnet = build_backbone("resnet10w32", channels=1, input_size=8)
+    with pytest.raises(ValueError, match="token backbone"):
+        MMC(resnet, nn.Identity(), DataSpec("image", (1, 8, 8), 64))

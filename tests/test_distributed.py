@@ -12,6 +12,7 @@ import torch.multiprocessing as mp
 
 from selfsup import distributed
 from selfsup.objectives import OBJECTIVES, CosineTriplet
+from selfsup.objectives.predictive import LatentPredictionMSE
 
 WORLD = 2
 BATCH, DIM = 8, 6  # global batch; each rank holds BATCH // WORLD rows
@@ -61,6 +62,22 @@ def step(objective: torch.nn.Module, x1, x2, weight, ddp: bool) -> dict[str, tor
             "x1_grad": x1.grad, "x2_grad": x2.grad}
 
 
+def latent_prediction_step(x1, x2, weight, ddp: bool) -> dict[str, torch.Tensor]:
+    """T-JEPA's loss on M = 2 targets of n = 1 token of d = 3 channels per row: predictions
+    from x1 @ W, targets from x2 @ W, which the loss detaches (the EMA target encoder's)."""
+    x1, weight = x1.clone().requires_grad_(), weight.clone().requires_grad_()
+
+    def tokens(z: torch.Tensor) -> torch.Tensor:  # (B, 6) -> (M, B, n, d) = (2, B, 1, 3)
+        return z.view(len(z), 2, 1, 3).transpose(0, 1)
+
+    loss = LatentPredictionMSE()(tokens(x1 @ weight), tokens(x2 @ weight))
+    loss.backward()
+    if ddp:
+        dist.all_reduce(weight.grad)
+        weight.grad /= dist.get_world_size()
+    return {"loss": loss.detach(), "weight_grad": weight.grad, "x1_grad": x1.grad}
+
+
 def worker(r: int, store: str, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=r, world_size=WORLD)
     try:
@@ -87,6 +104,8 @@ def worker(r: int, store: str, out: str) -> None:
         rows = rank_rows(r)
         results["triplet_edges"] = step(triplet_with_edges(rows), x1[rows], x2[rows], weight,
                                         ddp=True)
+        results["latent_prediction"] = latent_prediction_step(x1[rows], x2[rows], weight,
+                                                              ddp=True)
         torch.save(results, Path(out) / f"rank{r}.pt")
     finally:
         dist.destroy_process_group()
@@ -172,3 +191,20 @@ def test_triplet_with_edges_under_ddp_equals_the_full_batch(ranks):
         for key in ("x1_grad", "x2_grad"):
             torch.testing.assert_close(res[key] / WORLD, full[key][rank_rows(r)],
                                        atol=1e-6, rtol=0)
+
+
+def test_latent_prediction_mse_under_ddp_equals_the_full_batch(ranks):
+    # T-JEPA's loss (distributed_loss "local"): each rank averages its own rows' terms, so the
+    # mean of the ranks' losses is the full-batch loss and DDP's averaged gradient its gradient
+    # (to float32 precision: the loss computes in float32)
+    assert LatentPredictionMSE.distributed_loss == "local"
+    full = latent_prediction_step(*fixed_batch(), ddp=False)
+    local = [res["latent_prediction"] for res in ranks]
+    assert full["loss"] > 0
+    torch.testing.assert_close(torch.stack([res["loss"] for res in local]).mean(), full["loss"],
+                               atol=1e-6, rtol=0)
+    for r, res in enumerate(local):
+        torch.testing.assert_close(res["weight_grad"], full["weight_grad"], atol=1e-6, rtol=0)
+        # a rank's mean is over half the rows: twice the full-batch gradient of its rows
+        torch.testing.assert_close(res["x1_grad"] / WORLD, full["x1_grad"][rank_rows(r)],
+                                   atol=1e-6, rtol=0)

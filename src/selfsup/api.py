@@ -13,13 +13,13 @@ import yaml
 from torch import nn
 
 from .backbones.io import load_encoder
-from .data import DataError, DataSource, load_source
+from .data import DataError, DataSource, load_source, load_source_for
 from .data.masks import load_masked_images
 from .evaluate import DEFAULT_PROTOCOLS, evaluate_encoder, load_projector, parse_preprocessing
 from .evaluate.embed import check_output, embed_source, write_embeddings
 from .evaluate.products import check_protocols, get_product
 from .evaluate.prompt_seg import prompt_segmentation
-from .evaluate.suite import LABEL_FREE, RANKME_SAMPLES, has_labels
+from .evaluate.suite import LABEL_FREE, RANKME_SAMPLES, has_labels, target_task
 from .hardware import has_bf16
 from .methods import get_method
 from .report import write_report
@@ -57,7 +57,10 @@ def evaluate(encoder: nn.Module | str | Path, data: str | None = None,
     ``protocols``: any of knn, linear, nb, fewshot, layers, rankme, raw_knn, finetune (the
     default label fractions and budget of `finetune`; a run directory only), prompt_seg
     (zero-shot segmentation by a prompt patch on the first `PROMPT_SEG_IMAGES` images of a
-    source with object masks; ViT encoders). Features always go
+    source with object masks; ViT encoders); for a table encoder mlp, raw_mlp and gbt (an MLP
+    on its embeddings, the same MLP and gradient-boosted trees on the raw features, at 100%
+    and 10% of the labels: `selfsup.evaluate.table_probes`). A regression target skips the
+    class probes and its linear probe is a ridge regression. Features always go
     through the encoder's own preprocessing; ``preprocessing`` overrides it (``"none"`` or
     ``"size=32,mean=0.5,std=0.5"``, see `parse_preprocessing`) to measure what a mismatch costs.
     A source without labels gets RankMe and the collapse check (on ``rankme_samples`` of its
@@ -106,6 +109,11 @@ def load_for_encoder(encoder: nn.Module, data: str, preprocessing: str | None = 
     the override `Preprocessing` (None without one)."""
     own = encoder.preprocessing
     pre = None
+    if own.modality == "table":
+        if preprocessing is not None:
+            raise ValueError("preprocessing overrides apply to image encoders; a table encoder "
+                             "always reads its own columns")
+        return load_source_for(data, own), None
     if preprocessing is not None:
         native = load_source(data, channels=own.channels).image_size
         pre = parse_preprocessing(preprocessing, own, native_size=native)
@@ -134,7 +142,10 @@ def evaluate_source(encoder: nn.Module, data: str, protocols: list[str], k: int 
                                preprocessing=pre, projector=projector,
                                rankme_samples=rankme_samples) if probes else {
         "data": source.name, "preprocessing_overridden": pre is not None}
-    if "finetune" in protocols and has_labels(source):
+    if "finetune" in protocols and target_task(source) == "regression":
+        results.setdefault("skipped", {})["finetune"] = "a class head; the target is a " \
+            "regression target"
+    elif "finetune" in protocols and has_labels(source):
         results["finetune"] = {k2: v for k2, v in finetune(run_dir, data=data).items()
                                if k2 != "written_to"}
     elif "finetune" in protocols:
@@ -191,10 +202,13 @@ def finetune(run_dir: str | Path, data: str | None = None,
     data = data or own_data
     fractions = ft.parse_fractions(labels) if isinstance(labels, str) else tuple(labels)
     pre = encoder.preprocessing
-    source = load_source(data, channels=pre.channels, image_size=pre.input_size)
+    source = load_source_for(data, pre)
     if source.train.labels is None:
         raise ValueError(f"cannot fine-tune on {data}: it has no labels; give a labelled "
                          "source with --data")
+    if target_task(source) == "regression":
+        raise ValueError(f"cannot fine-tune on {data}: fine-tuning trains a class head and its "
+                         "target is a regression target (see the mlp and linear probes)")
     train, test, split_kind = train_test(source)
 
     def scratch() -> nn.Module:  # the same architecture, freshly initialized
@@ -255,9 +269,12 @@ def pretrain(method: str | None = None, data: str | None = None, *,
     run = Run(result.dir, steps=result.steps, seconds=result.seconds,
               images_per_s=result.images_per_s, is_global_zero=result.is_global_zero)
     if evaluate_after and run.is_global_zero:
-        # what the user asked for, then what the method's product attaches to every run
+        # what the user asked for, then what the method's product attaches to every run (on
+        # the modality it was trained on)
         product = get_product(get_method(config.method).product)
-        protocols = list(dict.fromkeys([*config.eval_protocols, *product.attached]))
+        pre = json.loads(RunDir(result.dir).meta.read_text())["preprocessing"]
+        attached = product.attached_for(pre.get("modality", "image"))
+        protocols = list(dict.fromkeys([*config.eval_protocols, *attached]))
         run.eval = evaluate(result.dir, data=config.data, protocols=protocols,
                             eval_data=eval_data,
                             rankme_samples=config.rankme_samples or RANKME_SAMPLES)
@@ -286,7 +303,7 @@ def embed(run_dir: str | Path, out: str | Path, data: str | None = None,
     encoder = load_encoder(run_dir)
     data = data or yaml.safe_load(RunDir(run_dir).config.read_text())["data"]
     pre = encoder.preprocessing
-    source = load_source(data, channels=pre.channels, image_size=pre.input_size)
+    source = load_source_for(data, pre)
     table = embed_source(encoder, source, split, bf16=has_bf16())
     meta = {"run": str(run_dir), "data": str(data), "preprocessing": pre.to_dict()}
     return write_embeddings(table, out, meta)

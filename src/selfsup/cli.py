@@ -40,12 +40,16 @@ def _parser() -> argparse.ArgumentParser:
                          "  selfsup pretrain              # simclr on fashion-mnist, 10m\n"
                          "  selfsup pretrain --method barlow_twins --time-budget 5m\n"
                          "  selfsup pretrain --data ./my_images --backbone resnet18 --epochs 20\n"
+                         "  selfsup pretrain --data wine --method tjepa --epochs 50\n"
                          "  selfsup pretrain --resume runs/simclr-fashion-mnist-20260101-120000")
     # method and backbone are checked by the config, whose one-line error lists the valid ones
     pre.add_argument("--method", help=f"one of {', '.join(sorted(METHODS))} (see `selfsup "
                      "methods`); default simclr")
-    pre.add_argument("--data", help="fashion-mnist (default), digits, a .npz file or an image "
-                     "folder")
+    pre.add_argument("--data", help="fashion-mnist (default), digits, a .npz file, an image "
+                     "folder or tar shards ('shards/train-{000000..000099}.tar', see `selfsup "
+                     "shard`); tables: a CSV or Parquet file (with --target), breast_cancer, "
+                     "wine, satimage, nursery, fars, ccpp and casp (regression) (then "
+                     "--method tjepa)")
     pre.add_argument("--backbone", help=f"one of {', '.join(sorted(BACKBONES))}; default: "
                      "the method's (resnet10w32 on CPU, vit_tiny for mae)")
     pre.add_argument("--epochs", type=int, help="train this many epochs")
@@ -73,6 +77,13 @@ def _parser() -> argparse.ArgumentParser:
     pre.add_argument("--init-from", metavar="RUN_DIR", help="start from that run's weights "
                      "(fresh optimizer), e.g. to continue on new data")
     pre.add_argument("--classes", help="train on these labels of the source only, e.g. 0-4")
+    pre.add_argument("--target", metavar="COLUMN", help="a CSV/Parquet table's label column "
+                     "(default: none, an unlabelled table)")
+    pre.add_argument("--categorical", metavar="COLUMNS", help="comma-separated table columns "
+                     "to treat as categorical (text columns always are)")
+    pre.add_argument("--task", choices=("classification", "regression"), help="what --target "
+                     "is (default: inferred; numbers with fractions or over 100 distinct values "
+                     "are a regression target)")
     pre.add_argument("--sync-batchnorm", action="store_true", default=None,
                      help="with --devices > 1: batch-norm statistics over all processes "
                      "(default: each process normalizes with its own batch)")
@@ -122,7 +133,9 @@ def _parser() -> argparse.ArgumentParser:
                     "raw_knn, finetune (end to end, see `selfsup finetune`), prompt_seg "
                     "(ViTs: zero-shot segmentation by a prompt patch; needs object masks: a "
                     ".npz with masks, a folder with images/ and masks/ twins, fashion-mnist); "
-                    "default knn,linear,rankme,raw_knn")
+                    "tables: mlp (an MLP on the embeddings), raw_mlp (on the raw features), gbt "
+                    "(gradient-boosted trees on the raw features), at 100%% and 10%% of the "
+                    "labels; default knn,linear,rankme,raw_knn")
     ev.add_argument("--k", type=int, default=200, help="kNN neighbours (default 200)")
     ev.add_argument("--temperature", type=float, default=0.1,
                     help="kNN vote temperature (default 0.1)")
@@ -178,6 +191,23 @@ def _parser() -> argparse.ArgumentParser:
                     "(torch.export.load); default: from --out's suffix")
     ex.add_argument("--out", required=True, metavar="FILE", help="FILE.onnx or FILE.pt2")
 
+    sh = sub.add_parser("shard", help="write an image folder as WebDataset tar shards, for "
+                        "data past one folder (streamed, split over processes and workers)",
+                        formatter_class=fmt, epilog="examples:\n"
+                        "  selfsup shard ./photos --out shards      # shards/train-000000.tar ...\n"
+                        "  selfsup shard ./imagenet --out in-shards --shard-size 2000\n"
+                        "  selfsup pretrain --data 'shards/train-{000000..000009}.tar'\n\n"
+                        "labels come from class sub-folders, train/ and test/ become train-* and "
+                        "test-* shards;\nshards/index.json records counts and labels, so "
+                        "--data shards (the folder) reads both")
+    sh.add_argument("folder")
+    sh.add_argument("--out", required=True, metavar="DIR", help="folder for the shards (new "
+                    "or empty)")
+    sh.add_argument("--shard-size", type=int, default=1000, metavar="N",
+                    help="images per shard (default 1000)")
+    sh.add_argument("--seed", type=int, default=0,
+                    help="the shuffle that mixes classes across shards (default 0)")
+
     rp = sub.add_parser("report", help="write RUN_DIR/report.html (curves, probes, maps)",
                         formatter_class=fmt, epilog="example:\n  selfsup report RUN_DIR\n"
                         "  selfsup report RUN_DIR --map tsne")
@@ -212,6 +242,9 @@ def _config_from_args(a: argparse.Namespace) -> dict[str, Any]:
         "sync_batchnorm": a.sync_batchnorm, "batch_sampler": a.batch_sampler,
         "select_by": a.select_by, "rankme_every": a.rankme_every, "loggers": a.loggers,
         "ema": a.ema,
+        "target": a.target, "task": a.task,
+        "categorical": [c.strip() for c in a.categorical.split(",") if c.strip()]
+        if a.categorical else None,
     }
     # flags given override the config file; the rest fall back to PretrainConfig's defaults
     opts.update({k: v for k, v in flags.items() if v is not None})
@@ -237,6 +270,7 @@ def _print_results(run) -> None:
     rows = [("kNN top-1 (k=200, T=0.1)", e.get("knn_top1"), True),
             ("linear top-1", e.get("linear_top1"), True),
             ("raw-pixel kNN top-1", e.get("raw_pixels_knn_top1"), True),
+            ("raw-feature kNN top-1", e.get("raw_features_knn_top1"), True),
             ("RankMe", e.get("rankme"), False)]
     probed = e.get("eval_data", {})
     rows += [(f"{name} on {probed.get('data')}", probed.get(key), True) for name, key in (
@@ -245,6 +279,9 @@ def _print_results(run) -> None:
     for name, value, pct in rows:
         if value is not None:
             table.add_row(name, f"{100 * value:.2f}%" if pct else f"{value:.1f}")
+    for name, key in (("linear (ridge) RMSE", "linear_rmse"), ("linear (ridge) R²", "linear_r2")):
+        if key in e:
+            table.add_row(name, f"{e[key]:.4g}")
     if "collapse" in e:
         table.add_row("collapsed", "yes" if e["collapse"]["collapsed"] else "no")
     table.add_row("steps", str(run.steps))
@@ -254,12 +291,14 @@ def _print_results(run) -> None:
     if (run.dir / "report.html").is_file():
         table.add_row("report", str(run.dir / "report.html"))
     Console().print(table)
+    _print_table_probes(e)
     _print_label_hint(e, run.dir)
 
 
 def _print_label_hint(results: dict, run_dir) -> None:
     """One line on how to probe a run whose data has no labels."""
-    if results.get("skipped") and "eval_data" not in results:
+    unlabelled = results.get("split") == "no labels"
+    if unlabelled and results.get("skipped") and "eval_data" not in results:
         print(f"no labels in {results.get('data')}: RankMe and the collapse check only; probe "
               f"with labels: selfsup evaluate {run_dir} --eval-data LABELLED_SOURCE")
 
@@ -304,14 +343,19 @@ def _cmd_evaluate(a: argparse.Namespace) -> int:
 
 
 def _print_scores(results: dict) -> None:
-    for key in ("knn_top1", "linear_top1", "nb_top1", "raw_pixels_knn_top1", "rankme"):
+    for key in ("knn_top1", "linear_top1", "nb_top1", "raw_pixels_knn_top1",
+                "raw_features_knn_top1", "rankme"):
         if key in results:
             v = results[key]
             print(f"{key:22s} {100 * v:.2f}%" if key != "rankme" else f"{key:22s} {v:.1f}")
     if "collapse" in results:
         print(f"{'collapsed':22s} {'yes' if results['collapse']['collapsed'] else 'no'}")
+    for key in ("linear_rmse", "linear_r2"):
+        if key in results:
+            print(f"{key:22s} {results[key]:.4g}")
     for probe, why in results.get("skipped", {}).items():
         print(f"{probe:22s} skipped: {why}")
+    _print_table_probes(results)
     for probe in ("linear", "nb"):
         for row in results.get("fewshot", {}).get(probe, []):
             print(f"fewshot {probe:6s} {100 * row['fraction']:5.1f}%  "
@@ -326,6 +370,30 @@ def _print_scores(results: dict) -> None:
     for name, row in results.get("layers", {}).items():
         print(f"layer {name:10s} ({row['dim']}-d)  kNN {100 * row['knn_top1']:.2f}%  linear "
               f"{100 * row['linear_top1']:.2f}%  nb {100 * row['nb_top1']:.2f}%")
+
+
+def _print_table_probes(results: dict) -> None:
+    """The table probes as one table: a row per probe, a column per label fraction."""
+    t = results.get("table_probes")
+    if not t:
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    from .evaluate.table_probes import PROBE_NAMES, format_score
+
+    regression = t["task"] == "regression"
+    table = Table(title=f"table probes on {results.get('data')}: test "
+                  f"{'RMSE (R²)' if regression else 'accuracy'}; below 100%: mean ± std over "
+                  f"{len(t['seeds'])} {'random' if regression else 'class-balanced'} label "
+                  "subsets")
+    table.add_column("probe")
+    for row in next(iter(t["rows"].values())):
+        table.add_column(f"{100 * row['fraction']:g}% ({row['n_labels']} labels)",
+                         justify="right")
+    for probe, rows in t["rows"].items():
+        table.add_row(PROBE_NAMES.get(probe, probe), *(format_score(r, t["task"]) for r in rows))
+    Console().print(table)
 
 
 def _print_finetune(result: dict) -> None:
@@ -377,6 +445,21 @@ def _cmd_export(a: argparse.Namespace) -> int:
     checked = ("" if done.max_abs_diff is None else
                f" (max |difference| from PyTorch {done.max_abs_diff:.2g})")
     print(f"{done.path}{checked}\n{done.meta_path}")
+    return EXIT_OK
+
+
+def _cmd_shard(a: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from .data import DataError
+    from .data.shard_writer import write_shards
+
+    if not Path(a.folder).is_dir():
+        raise DataError(f"{a.folder} is not a folder: give an image folder to write as shards")
+    done = write_shards(a.folder, a.out, a.shard_size, a.seed)
+    for split, n in done.samples.items():
+        print(f"{split}: {n} images in {done.shards[split]} shard(s): {done.pattern(split)}")
+    print(f"use: selfsup pretrain --data '{done.pattern()}'   (or --data {done.out})")
     return EXIT_OK
 
 
@@ -435,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     user_errors = (ConfigError, DataError, CheckpointRefused, DamagedFile, FileNotFoundError)
     try:
         return {"pretrain": _cmd_pretrain, "evaluate": _cmd_evaluate, "embed": _cmd_embed,
-                "finetune": _cmd_finetune, "export": _cmd_export,
+                "finetune": _cmd_finetune, "export": _cmd_export, "shard": _cmd_shard,
                 "report": _cmd_report, "compare": _cmd_compare,
                 "methods": _cmd_methods}[args.command](args)
     except user_errors as e:

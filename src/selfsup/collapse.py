@@ -35,19 +35,37 @@ def embedding_std(features: np.ndarray | torch.Tensor) -> float:
 class CollapseCheck:
     """Thresholds for calling a representation collapsed.
 
-    Collapsed when RankMe < max(``min_rank``, ``min_rank_fraction`` x D), or when the
-    normalized embeddings' std x sqrt(D) < ``min_std_ratio`` (1 is an isotropic spread).
+    Collapsed when RankMe < max(``min_rank``, ``min_rank_fraction`` x min(D, ``input_dim``)),
+    or when the normalized embeddings' std x sqrt(D) < ``min_std_ratio`` (1 is an isotropic
+    spread).
+
+    ``input_dim`` is the number of values an input is made of (C x H x W pixels; a table row's
+    raw-feature width, `TablePreprocessing.input_dim`). The rank floor is a fraction of the
+    directions a healthy representation can fill: D for an image encoder (D < C x H x W), but a
+    representation computed from a row of F values lies on an F-dimensional manifold and its
+    spectrum concentrates in O(F) directions however wide it is. T-JEPA's flattened tokens of
+    a 30-feature row span (1 + 30) x 64 = 1,984 dims with a RankMe of 15-30 on a good run: a
+    floor of 1% of D (19.8) called that collapsed, 1% of min(D, 30) (floor 2) does not, and a
+    constant representation (RankMe ~1) is still caught.
     """
 
     min_rank: float = 2.0
     min_rank_fraction: float = 0.01
     min_std_ratio: float = 0.01
 
-    def reasons(self, rank: float, std: float, dim: int) -> list[str]:
+    def rank_floor(self, dim: int, input_dim: int | None = None) -> float:
+        span = dim if input_dim is None else min(dim, input_dim)
+        return max(self.min_rank, self.min_rank_fraction * span)
+
+    def reasons(self, rank: float, std: float, dim: int,
+                input_dim: int | None = None) -> list[str]:
         out = []
-        rank_floor = max(self.min_rank, self.min_rank_fraction * dim)
+        rank_floor = self.rank_floor(dim, input_dim)
         if rank < rank_floor:
-            out.append(f"effective rank (RankMe) {rank:.2f} < {rank_floor:.2f} of {dim} dims")
+            of = f"{dim} dims" if input_dim is None or input_dim >= dim else \
+                f"min({dim} dims, {input_dim} input values)"
+            out.append(f"effective rank (RankMe) {rank:.2f} < {rank_floor:.2f} "
+                       f"({self.min_rank_fraction:g} of {of})")
         std_floor = self.min_std_ratio / math.sqrt(dim)
         if std < std_floor:
             out.append(f"embedding std {std:.2e} < {std_floor:.2e}")

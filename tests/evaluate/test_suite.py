@@ -12,6 +12,7 @@ from selfsup.backbones import Preprocessing
 from selfsup.cli import main
 from selfsup.data import load_source
 from selfsup.evaluate import PROTOCOLS, extract_features, parse_preprocessing
+from selfsup.evaluate.products import get_product
 
 
 def test_all_protocols_written_to_eval_json(digits_run):
@@ -37,7 +38,10 @@ def test_all_protocols_written_to_eval_json(digits_run):
 
 
 def test_unknown_protocol_lists_valid(digits_run):
-    with pytest.raises(ValueError, match="valid: " + ", ".join(PROTOCOLS)):
+    # every protocol an encoder takes: the suite's probes, finetune, prompt_seg, the table probes
+    valid = get_product("encoder").protocols
+    assert set(PROTOCOLS) <= set(valid)
+    with pytest.raises(ValueError, match="valid: " + ", ".join(valid)):
         selfsup.evaluate(digits_run.dir, protocols=["knn", "svm"])
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from torch import nn
 
-from . import resnet, scatnet, vit  # noqa: F401  (registers the ResNets, ScatNet and ViTs)
+from . import ft_transformer, resnet, scatnet, vit  # noqa: F401  (registers every backbone)
 from .preprocessing import Preprocessing, preprocessing_from_dict
 from .registry import BACKBONES, get_backbone, register_backbone
+from .table_preprocessing import TablePreprocessing
 
 # Chosen by measurement on a 2-core AVX-512/AMX CPU (benchmarks/RESULTS.md): a one-block-per-stage
 # ResNet at width 32 runs ~3.9x faster than width 64 in bf16 channels_last and learns more per
@@ -28,6 +29,16 @@ def build_backbone(name: str, *, channels: int, input_size: int,
     return info.build(pre, channels=channels, input_size=input_size, **config)
 
 
+def build_table_backbone(name: str, preprocessing: TablePreprocessing, **config) -> nn.Module:
+    """Build a registered table backbone (family "table") for ``preprocessing``."""
+    info = get_backbone(name)
+    if info.family != "table":
+        tables = sorted(n for n, b in BACKBONES.items() if b.family == "table")
+        raise ValueError(f"backbone {name} encodes images; a table needs one of "
+                         f"{', '.join(tables)}")
+    return info.build(preprocessing, **config)
+
+
 def backbone_from_config(config: dict, preprocessing: dict) -> nn.Module:
     """Rebuild an encoder from what ``encoder.json`` records (its name and config)."""
     config = dict(config)
@@ -37,5 +48,6 @@ def backbone_from_config(config: dict, preprocessing: dict) -> nn.Module:
     return info.build(preprocessing_from_dict(preprocessing), **config)
 
 
-__all__ = ["BACKBONES", "CPU_DEFAULT", "Preprocessing", "backbone_from_config",
-           "build_backbone", "get_backbone", "preprocessing_from_dict", "register_backbone"]
+__all__ = ["BACKBONES", "CPU_DEFAULT", "Preprocessing", "TablePreprocessing",
+           "backbone_from_config", "build_backbone", "build_table_backbone", "get_backbone",
+           "preprocessing_from_dict", "register_backbone"]

@@ -9,6 +9,8 @@ from typing import ClassVar
 import torch
 import torch.nn.functional as F
 
+from .table_preprocessing import TablePreprocessing
+
 RESIZE_RULES = ("resize_shorter_center_crop", "resize_exact")
 
 
@@ -32,6 +34,11 @@ class Preprocessing:
             raise ValueError(f"unknown resize rule {self.resize_rule!r}; valid: {RESIZE_RULES}")
         if len(self.mean) != self.channels or len(self.std) != self.channels:
             raise ValueError("mean and std need one value per channel")
+
+    @property
+    def input_dim(self) -> int:
+        """Values an input is made of, C x S x S (`collapse.CollapseCheck` reads it)."""
+        return self.channels * self.input_size ** 2
 
     def to_dict(self) -> dict:
         return {"modality": self.modality, **asdict(self)}
@@ -78,11 +85,12 @@ class Preprocessing:
         return self.normalize(x)
 
 
-PREPROCESSINGS = {"image": Preprocessing}
+PREPROCESSINGS = {"image": Preprocessing, "table": TablePreprocessing}
 
 
 def preprocessing_from_dict(d: dict) -> Preprocessing:
-    """The preprocessing record ``encoder.json`` holds; records before modalities were named
+    """The preprocessing record ``encoder.json`` holds (`Preprocessing` for images,
+    `table_preprocessing.TablePreprocessing` for tables); records before modalities were named
     are images."""
     modality = d.get("modality", "image")
     if modality not in PREPROCESSINGS:

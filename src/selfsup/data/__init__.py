@@ -3,7 +3,7 @@
 No augmentation here; that happens batched, on the model's device, in ``selfsup.views``.
 """
 
-from .sources import load_source
+from .sources import load_source, load_source_for
 from .split import (
     DataError,
     DataSource,
@@ -15,4 +15,4 @@ from .split import (
 )
 
 __all__ = ["DataError", "DataSource", "Split", "collate_batched", "collate_images",
-           "load_source", "sample_split", "stratified_holdout"]
+           "load_source", "load_source_for", "sample_split", "stratified_holdout"]

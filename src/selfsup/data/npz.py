@@ -1,6 +1,7 @@
 """Arrays in a ``.npz`` file, in the layouts the field ships: ``x`` with optional ``y``,
 ``x_test``, ``y_test``, ``classes``; Keras' ``x_train``/``y_train``/``x_test``/``y_test``;
-MedMNIST's ``train_images``/``train_labels``/``val_*``/``test_*``."""
+MedMNIST's ``train_images``/``train_labels``/``val_*``/``test_*``. A 2-D ``x`` (N, F) is a
+table of numeric features (data/table.py), ``y`` its class labels."""
 
 from __future__ import annotations
 
@@ -62,9 +63,9 @@ def labels_of(arrays, key: str, n: int, path: Path) -> np.ndarray | None:
     return y.astype(np.int64)
 
 
-def load_npz(path: Path) -> DataSource:
+def load_npz(path: Path, target: str | None = None, task: str | None = None) -> DataSource:
     """The arrays of ``path`` in memory, in the first of `LAYOUTS` it holds; its test images
-    (with their labels) become the test split."""
+    (with their labels) become the test split. A 2-D ``x`` makes a table (`npz_table`)."""
     try:
         with np.load(path, allow_pickle=False) as arrays:
             arrays = {key: arrays[key] for key in arrays.files}
@@ -76,6 +77,8 @@ def load_npz(path: Path) -> DataSource:
         raise DataError(f"{path} has no array named 'x', 'x_train' or 'train_images' (it has "
                         f"{sorted(arrays)}): save images as x=..., labels as y=...")
     x_key, y_key, x_test_key, y_test_key = layout
+    if arrays[x_key].ndim == 2:
+        return npz_table(path, arrays, layout, task)
     splits: list[Split] = []
     for images_key, labels_key in ((x_key, y_key), (x_test_key, y_test_key)):
         if images_key not in arrays:
@@ -90,3 +93,34 @@ def load_npz(path: Path) -> DataSource:
     classes = [str(c) for c in arrays["classes"]] if "classes" in arrays else None
     return DataSource(str(path), train, test, channels=train.images.shape[1],
                       image_size=train.images.shape[-1], classes=classes)
+
+
+def npz_table(path: Path, arrays: dict[str, np.ndarray], layout: tuple[str, ...],
+              task: str | None = None) -> DataSource:
+    """Columns ``x0 .. x{F-1}`` of a 2-D ``x`` with ``y`` as the target (class labels, or any
+    numbers for a regression target: ``task``, else inferred), and the test split from
+    ``x_test``/``y_test`` when present."""
+    from .table import columns_from_array, table_source
+
+    x_key, y_key, x_test_key, y_test_key = layout
+    parts = []
+    for xk, yk in ((x_key, y_key), (x_test_key, y_test_key)):
+        if xk not in arrays:
+            continue
+        x = arrays[xk]
+        if x.ndim != 2:
+            raise DataError(f"{path}: {xk} has shape {x.shape}; a table needs 2-D (N, F)")
+        columns = columns_from_array(x)
+        y = arrays.get(yk)
+        if y is not None:
+            y = y[:, 0] if y.ndim == 2 and y.shape[1:] == (1,) else y
+            if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.number):
+                raise DataError(f"{path}: {yk} must be {len(x)} numbers, one per row of {xk}; "
+                                f"got {y.dtype} shaped {y.shape}")
+            columns["y"] = y.astype(np.float64)
+        parts.append(columns)
+    if len(parts) > 1 and len(parts[1]) != len(parts[0]):
+        raise DataError(f"{path}: {x_test_key} and {x_key} need the same number of columns "
+                        "(and y_test with y)")
+    return table_source(str(path), parts[0], "y" if "y" in parts[0] else None,
+                        test=parts[1] if len(parts) > 1 else None, task=task)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import asdict, dataclass
 
 import torch
+from torch.utils.data import IterableDataset
 
 from .split import DataSource, Split
 
@@ -47,8 +49,11 @@ def describe(source: DataSource) -> DataSpec:
     """The `DataSpec` of a source's training split."""
     labels = source.train.labels
     classes = None
-    if labels is not None and (labels >= 0).any():
+    regression = source.table is not None and source.table.task == "regression"
+    if labels is not None and not regression and (labels >= 0).any():
         classes = len(source.classes) if source.classes else int(labels.max()) + 1
+    if source.table is not None:
+        return DataSpec("table", (source.table.num_features,), len(source.train), classes)
     shape = (source.channels, source.image_size, source.image_size)
     return DataSpec("image", shape, len(source.train), classes)
 
@@ -61,7 +66,8 @@ def channel_stats(split: Split, max_images: int = 10_000) -> tuple[tuple, tuple]
         x = split.images[idx].float() / 255.0
     else:
         n = min(len(split), 512)
-        items = [split.dataset[i] for i in range(n)]
+        items = (list(itertools.islice(split.dataset, n)) if isinstance(split.dataset,
+                 IterableDataset) else [split.dataset[i] for i in range(n)])
         x = torch.stack([it[0] for it in items if it is not None]).float() / 255.0
     mean = x.mean(dim=(0, 2, 3))
     std = x.std(dim=(0, 2, 3)).clamp_min(1e-3)

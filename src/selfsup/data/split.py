@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from sklearn.model_selection import train_test_split
 from torch.utils.data import Dataset, Subset
+
+if TYPE_CHECKING:
+    from .table import TableSchema
 
 
 class DataError(Exception):
@@ -73,7 +77,9 @@ class Split:
 
     dataset: Dataset
     labels: np.ndarray | None  # (N,) int64
-    images: torch.Tensor | None = None  # (N, C, H, W) uint8
+    # the split held in memory: uint8 images (N, C, H, W), or a table's raw rows float32 (N, F)
+    # (data/table.py), which in-memory batching, subsets and probes treat alike
+    images: torch.Tensor | None = None
     paths: list[str] | None = None
 
     def __len__(self) -> int:
@@ -98,10 +104,11 @@ class DataSource:
     name: str  # "fashion-mnist", "digits", or the path given
     train: Split
     test: Split | None  # None when the source has no split of its own
-    channels: int  # 1 or 3
-    image_size: int  # side of the square images the splits yield
+    channels: int  # 1 or 3 (0 for a table)
+    image_size: int  # side of the square images the splits yield (0 for a table)
     classes: list[str] | None
     skipped: int = 0  # bad files skipped while indexing
+    table: TableSchema | None = None  # a table's columns; None for images
 
 
 def stratified_holdout(split: Split, fraction: float = 0.2, seed: int = 0) -> tuple[Split, Split]:
@@ -124,6 +131,19 @@ def stratified_holdout(split: Split, fraction: float = 0.2, seed: int = 0) -> tu
     return _subset(split, np.sort(keep)), _subset(split, np.sort(held))
 
 
+def random_holdout(split: Split, fraction: float = 0.2, seed: int = 0) -> tuple[Split, Split]:
+    """Hold out ``fraction`` of the samples uniformly: `stratified_holdout` for a regression
+    target, which has no classes to stratify on. Both parts keep the original order."""
+    if not 0.0 < fraction < 1.0:
+        raise DataError(f"holdout fraction must be between 0 and 1, got {fraction}")
+    n = len(split)
+    held = round(fraction * n)
+    if not 0 < held < n:
+        raise DataError(f"cannot hold out {fraction:.0%} of {n} samples: too few")
+    order = np.random.default_rng(seed).permutation(n)
+    return _subset(split, np.sort(order[held:])), _subset(split, np.sort(order[:held]))
+
+
 def sample_split(split: Split, n: int, seed: int = 0) -> Split:
     """A fixed random subset of at most ``n`` images of a split, in the split's order."""
     if n >= len(split):
@@ -136,5 +156,7 @@ def _subset(split: Split, indices: np.ndarray) -> Split:
     labels = split.labels[indices] if split.labels is not None else None
     if split.images is not None:
         return in_memory_split(split.images[torch.from_numpy(indices)], labels)
+    if hasattr(split.dataset, "subset"):  # a stream (tar shards) picks its own, still streamed
+        return Split(split.dataset.subset(indices), labels)
     paths = [split.paths[i] for i in indices] if split.paths is not None else None
     return Split(Subset(split.dataset, indices.tolist()), labels, paths=paths)

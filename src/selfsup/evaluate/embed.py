@@ -29,7 +29,8 @@ def _splits(source: DataSource, which: str) -> list[tuple[str, Split]]:
 def embed_source(encoder: nn.Module, source: DataSource, split: str = "all",
                  bf16: bool = False) -> dict[str, Any]:
     """Embeddings (N, D) float32 of the chosen split(s) in order (train, then test), with
-    labels (N,) int64 (-1 where unlabeled), the split of each row, and file paths for folders."""
+    labels (N,) int64 (-1 where unlabeled; a regression target's float64 values), the split
+    of each row, and file paths for folders."""
     xs, ys, names, paths = [], [], [], []
     for name, s in _splits(source, split):
         x, y = extract_features(encoder, s, bf16=bf16)
@@ -40,8 +41,10 @@ def embed_source(encoder: nn.Module, source: DataSource, split: str = "all",
         ys.append(y)
         names += [name] * len(x)
         paths += s.paths if s.paths is not None else []
+    labels = np.concatenate(ys)
     return {"embeddings": np.concatenate(xs).astype(np.float32),
-            "labels": np.concatenate(ys).astype(np.int64), "split": names,
+            "labels": labels if labels.dtype.kind == "f" else labels.astype(np.int64),
+            "split": names,
             "paths": paths or None}
 
 
@@ -62,11 +65,11 @@ def check_output(out: str | Path) -> None:
 def write_embeddings(table: dict[str, Any], out: str | Path, meta: dict[str, Any]) -> list[Path]:
     """Write ``table`` (from `embed_source`) to ``out``; returns the files written.
 
-    ``X.npy``: float32 (N, D), with ``X.labels.npy`` (int64 (N,)), ``X.json`` (split row
-    ranges, dimension, preprocessing, run) and, for image folders, ``X.paths.txt`` (one path
-    per row). ``X.parquet``: one row per image with columns ``split``, ``label``, ``path``
-    (folders only) and ``embedding`` (a fixed-size list of float32); needs pyarrow
-    (``pip install 'selfsup[parquet]'``).
+    ``X.npy``: float32 (N, D), with ``X.labels.npy`` (int64 (N,); float64 for a regression
+    target), ``X.json`` (split row ranges, dimension, preprocessing, run) and, for image
+    folders, ``X.paths.txt`` (one path per row). ``X.parquet``: one row per image with
+    columns ``split``, ``label``, ``path`` (folders only) and ``embedding`` (a fixed-size list
+    of float32); needs pyarrow (``pip install 'selfsup[parquet]'``).
     """
     out = Path(out)
     check_output(out)

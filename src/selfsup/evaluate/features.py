@@ -2,26 +2,64 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from torch import nn
 from torch.utils.data import DataLoader
 
 from ..backbones import Preprocessing
 from ..data import Split
 
+PROGRESS_MIN_IMAGES = 10_000  # a split this large shows a progress bar while it is read
+LARGE_SOURCE_WORKERS = 4  # decoding processes for a large folder or shard source
 
-def iter_uint8_batches(split: Split, batch_size: int = 512, num_workers: int = 0):
-    """Yield (uint8 images (B, C, H, W), int64 labels (B,)) over a split, in order."""
+
+def progress_console() -> Console:
+    """Where the progress of a long extraction goes: stderr, shown only on a terminal."""
+    return Console(stderr=True)
+
+
+def iter_uint8_batches(split: Split, batch_size: int = 512, num_workers: int | None = None,
+                       what: str = "features"):
+    """Yield (uint8 images (B, C, H, W), int64 labels (B,)) over a split, one batch at a time:
+    a folder or shard source is decoded as it is read (DataLoader workers for a large one),
+    never held whole. A split of `PROGRESS_MIN_IMAGES` or more shows a progress bar ``what``.
+
+    In order, except for a shard source read by several workers (labels come with their
+    images either way).
+    """
+    large = len(split) >= PROGRESS_MIN_IMAGES
     if split.images is not None:
         labels = (torch.as_tensor(split.labels) if split.labels is not None
                   else torch.full((len(split),), -1, dtype=torch.long))
-        for i in range(0, len(split), batch_size):
-            yield split.images[i : i + batch_size], labels[i : i + batch_size]
+        batches = ((split.images[i : i + batch_size], labels[i : i + batch_size])
+                   for i in range(0, len(split), batch_size))
     else:
-        loader = DataLoader(split.dataset, batch_size=batch_size, shuffle=False,
-                            num_workers=num_workers, collate_fn=split.collate_fn)
-        yield from loader
+        if num_workers is None:
+            num_workers = min(LARGE_SOURCE_WORKERS, os.cpu_count() or 1) if large else 0
+        batches = iter(DataLoader(split.dataset, batch_size=batch_size, shuffle=False,
+                                  num_workers=num_workers, collate_fn=split.collate_fn))
+    if not large:
+        yield from batches
+        return
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("images"), TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=progress_console(), transient=True) as bar:
+        task = bar.add_task(what, total=len(split))
+        for images, y in batches:
+            bar.advance(task, len(y))
+            yield images, y
 
 
 def parse_preprocessing(spec: str, own: Preprocessing,
@@ -70,24 +108,46 @@ def extract_features(encoder: nn.Module, split: Split, batch_size: int = 512,
     encoder.eval()
     device = next(encoder.parameters()).device
     pre = preprocessing or encoder.preprocessing
-    feats, labels = [], []
+    # filled in place: a list of batches then a concatenation would hold the features twice
+    feats: np.ndarray | None = None
+    # a regression target's labels are float64 values
+    labels = np.empty(len(split), dtype=np.int64 if split.labels is None else split.labels.dtype)
+    n = 0
     for images, y in iter_uint8_batches(split, batch_size):
+        if not len(y):
+            continue  # every image of the batch failed to decode
         x = pre(images.to(device))
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            f = encoder(x)
-        feats.append(f.float().cpu())
-        labels.append(y)
-    return torch.cat(feats).numpy(), torch.cat(labels).numpy()
+            f = encoder(x).float().cpu().numpy()  # (B, D)
+        if feats is None:
+            feats = np.empty((len(split), f.shape[1]), dtype=np.float32)
+        feats[n : n + len(f)] = f
+        labels[n : n + len(f)] = y.numpy()
+        n += len(f)
+    if feats is None:
+        raise ValueError(f"no image of the {len(split)} could be decoded")
+    # bad files dropped leave the tail unused: a copy only then
+    return (feats, labels) if n == len(split) else (feats[:n].copy(), labels[:n].copy())
 
 
 def raw_pixels(split: Split, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Flattened pixels in [0, 1] (N, C*H*W): the baseline every encoder must beat."""
     xs, ys = [], []
-    for images, y in iter_uint8_batches(split):
+    for images, y in iter_uint8_batches(split, what="raw pixels"):
         x = images.float() / 255.0
         if size is not None and x.shape[-1] != size:
             x = torch.nn.functional.interpolate(x, size=(size, size), mode="bilinear",
                                                 antialias=True)
         xs.append(x.flatten(1))
+        ys.append(y)
+    return torch.cat(xs).numpy(), torch.cat(ys).numpy()
+
+
+def raw_table_features(split: Split, preprocessing) -> tuple[np.ndarray, np.ndarray]:
+    """A table's rows as the raw-feature baseline reads them (N, num_numeric + one-hot
+    categories), through the encoder's fitted `TablePreprocessing`."""
+    xs, ys = [], []
+    for rows, y in iter_uint8_batches(split):
+        xs.append(preprocessing.one_hot(rows))
         ys.append(y)
     return torch.cat(xs).numpy(), torch.cat(ys).numpy()

@@ -10,26 +10,48 @@ from torch import nn
 
 from ..backbones import Preprocessing
 from ..collapse import CollapseCheck, embedding_std, rankme
-from ..data import DataSource, sample_split, stratified_holdout
-from .features import extract_features, raw_pixels
+from ..data import DataSource, Split, sample_split, stratified_holdout
+from ..data.split import random_holdout
+from .features import extract_features, raw_pixels, raw_table_features
 from .fewshot import fewshot_curve
 from .layers import layer_features, layer_probes
 from .probes import knn_accuracy, linear_probe, nb_accuracy
+from .table_probes import (
+    TABLE_PROBES,
+    categorical_mask,
+    probe_inputs,
+    ridge_probe,
+    table_probes,
+)
 
-PROTOCOLS = ("knn", "linear", "nb", "fewshot", "layers", "rankme", "raw_knn")
+PROTOCOLS = ("knn", "linear", "nb", "fewshot", "layers", "rankme", "raw_knn", *TABLE_PROBES)
+# class probes, which a regression target skips (its linear probe is a ridge regression)
+CLASSIFICATION_ONLY = ("knn", "nb", "fewshot", "layers", "raw_knn")
 DEFAULT_PROTOCOLS = ("knn", "linear", "rankme", "raw_knn")
 LABEL_FREE = ("rankme",)  # the protocols a source without labels can still run
 RANKME_SAMPLES = 2048  # training images RankMe is measured on when a source has no labels
+# raw pixels the raw_knn baseline may hold: all of Fashion-MNIST (188 MB) and CIFAR-10 (614 MB);
+# a sample of a larger source (21,845 images of 64x64 RGB)
+RAW_KNN_BYTES = 1 << 30
 
 
 def has_labels(source: DataSource) -> bool:
     return source.train.labels is not None
 
 
+def target_task(source: DataSource) -> str:
+    """classification (every image source; a table's class target) or regression."""
+    return source.table.task if source.table is not None and source.table.task else \
+        "classification"
+
+
 def train_test(source: DataSource):
-    """The source's own split, or a stratified 20% held out when it has none."""
+    """The source's own split, or a stratified 20% held out when it has none (a uniform one
+    for a regression target)."""
     if source.test is not None:
         return source.train, source.test, "source split"
+    if target_task(source) == "regression":
+        return (*random_holdout(source.train, fraction=0.2, seed=0), "random 20% holdout")
     train, test = stratified_holdout(source.train, fraction=0.2, seed=0)
     return train, test, "stratified 20% holdout"
 
@@ -51,6 +73,9 @@ def evaluate_encoder(encoder: nn.Module, source: DataSource,
     Features go through the encoder's own preprocessing unless ``preprocessing`` overrides it
     (recorded either way). ``projector`` adds the post-projection features to ``layers``.
     A source without labels gets the label-free monitors only (`label_free_evaluation`).
+    A regression target skips the class probes (`CLASSIFICATION_ONLY`, named under
+    ``skipped``) and its ``linear`` probe is a ridge regression (``linear_rmse``, ``linear_r2``).
+    The table probes (``mlp``, ``raw_mlp``, ``gbt``: `table_probes`) go under ``table_probes``.
     """
     check_protocols(protocols)
     if not has_labels(source):
@@ -58,6 +83,12 @@ def evaluate_encoder(encoder: nn.Module, source: DataSource,
                                      rankme_samples)
     train, test, split_kind = train_test(source)
     pre = preprocessing or encoder.preprocessing
+    task = target_task(source)
+    skipped = {p: "a class probe; the target is a regression target (see linear, mlp, raw_mlp, "
+               "gbt)" for p in protocols if task == "regression" and p in CLASSIFICATION_ONLY}
+    skipped |= {p: "a table encoder's probe" for p in protocols
+                if p in TABLE_PROBES and pre.modality != "table"}
+    protocols = [p for p in protocols if p not in skipped]
     t0 = time.perf_counter()
     if "layers" in protocols:
         # one pass gives every stage; the last stage pooled is the encoder's own output
@@ -75,6 +106,8 @@ def evaluate_encoder(encoder: nn.Module, source: DataSource,
         "preprocessing_overridden": preprocessing is not None
         and preprocessing != encoder.preprocessing,
     }
+    if source.table is not None:
+        out["task"] = task
     seconds = {"features": round(time.perf_counter() - t0, 2)}
 
     def timed(name, fn):
@@ -87,7 +120,11 @@ def evaluate_encoder(encoder: nn.Module, source: DataSource,
         out["knn_top1"] = timed("knn", lambda: knn_accuracy(tr_x, tr_y, te_x, te_y, k,
                                                             temperature))
         out["knn"] = {"k": k, "temperature": temperature}
-    if "linear" in protocols:
+    if "linear" in protocols and task == "regression":
+        lin = timed("linear", lambda: ridge_probe(tr_x, tr_y, te_x, te_y))
+        out["linear_rmse"], out["linear_r2"] = lin.pop("rmse"), lin.pop("r2")
+        out["linear"] = lin
+    elif "linear" in protocols:
         lin = timed("linear", lambda: linear_probe(tr_x, tr_y, te_x, te_y))
         out["linear_top1"] = lin.pop("top1")
         out["linear"] = lin
@@ -99,22 +136,50 @@ def evaluate_encoder(encoder: nn.Module, source: DataSource,
         out["layers"] = timed("layers", lambda: layer_probes(tr_layers, tr_y, te_layers, te_y,
                                                              k, temperature))
     if "rankme" in protocols:
-        out |= representation_health(te_x)
-    if "raw_knn" in protocols:
+        out |= representation_health(te_x, pre.input_dim)
+    if "raw_knn" in protocols and pre.modality == "table":
+        def raw_table():  # standardized values, indicators and one-hot categories
+            rx, ry = raw_table_features(train, pre)
+            qx, qy = raw_table_features(test, pre)
+            return knn_accuracy(rx, ry, qx, qy, k, temperature)
+        out["raw_features_knn_top1"] = timed("raw_knn", raw_table)
+    elif "raw_knn" in protocols:
+        raw_train, raw_test = raw_knn_samples(train, test, pre.input_size, source.channels)
+
         def raw():
-            rx, ry = raw_pixels(train, pre.input_size)
-            qx, qy = raw_pixels(test, pre.input_size)
+            rx, ry = raw_pixels(raw_train, pre.input_size)
+            qx, qy = raw_pixels(raw_test, pre.input_size)
             return knn_accuracy(rx, ry, qx, qy, k, temperature)
         out["raw_pixels_knn_top1"] = timed("raw_knn", raw)
+        if (len(raw_train), len(raw_test)) != (len(train), len(test)):
+            out["raw_knn_samples"] = {"train": len(raw_train), "test": len(raw_test)}
+    tables = [p for p in protocols if p in TABLE_PROBES]
+    if tables:
+        out["table_probes"] = timed("table_probes", lambda: table_probes(
+            tables, task, tr_y, te_y, probe_inputs(tables, (tr_x, te_x), train, test, pre),
+            categorical_mask(pre)))
+    if skipped:
+        out["skipped"] = skipped
     out["seconds"] = seconds
     out["eval_seconds"] = round(time.perf_counter() - t0, 1)
     return {k2: (float(v) if isinstance(v, np.floating) else v) for k2, v in out.items()}
 
 
-def representation_health(features: np.ndarray) -> dict[str, Any]:
-    """RankMe, the normalized embeddings' std and the collapse check on features (N, D)."""
+def raw_knn_samples(train: Split, test: Split, size: int, channels: int) -> tuple[Split, Split]:
+    """Fixed samples of the splits whose raw pixels (float32, C*S*S each) fit `RAW_KNN_BYTES`
+    (train) and a quarter of it (test): encoder features are small, but the raw-pixel baseline
+    of a large folder would otherwise hold every image, as floats, at once."""
+    per_image = 4 * channels * size * size
+    return (sample_split(train, max(1, RAW_KNN_BYTES // per_image)),
+            sample_split(test, max(1, RAW_KNN_BYTES // 4 // per_image)))
+
+
+def representation_health(features: np.ndarray, input_dim: int | None = None
+                          ) -> dict[str, Any]:
+    """RankMe, the normalized embeddings' std and the collapse check on features (N, D) of
+    inputs of ``input_dim`` values (`CollapseCheck`)."""
     rank, std = rankme(features), embedding_std(features)
-    reasons = CollapseCheck().reasons(rank, std, features.shape[1])
+    reasons = CollapseCheck().reasons(rank, std, features.shape[1], input_dim)
     return {"rankme": rank, "embedding_std": std,
             "collapse": {"collapsed": bool(reasons), "reasons": reasons}}
 
@@ -138,6 +203,6 @@ def label_free_evaluation(encoder: nn.Module, source: DataSource, protocols, bf1
         sample = sample_split(source.train, rankme_samples)
         x, _ = extract_features(encoder, sample, bf16=bf16, preprocessing=pre)
         out |= {"rankme_samples": int(len(x)), "feature_dim": int(x.shape[1]),
-                **representation_health(x)}
+                **representation_health(x, pre.input_dim)}
     out["eval_seconds"] = round(time.perf_counter() - t0, 1)
     return out

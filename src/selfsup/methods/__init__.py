@@ -20,6 +20,7 @@ from . import (  # noqa: F401
     selfie,
     simclr,
     sit,
+    tjepa,
     transitive,
     uni4eye,
 )

@@ -49,11 +49,13 @@ class Method(nn.Module):
 
     ``product`` names what the method makes (an encoder today); the product decides the
     monitors and evaluation protocols that fit it, and ``export()`` returns the module saved.
+    ``modalities`` names the data it trains on (`DataSpec.modality`).
     """
 
     recipe: ClassVar[Recipe] = Recipe()
     info: ClassVar[Any]
     product: ClassVar[str] = "encoder"
+    modalities: ClassVar[tuple[str, ...]] = ("image",)
 
     def __init__(self, backbone: nn.Module, views: nn.Module, data: DataSpec):
         super().__init__()

@@ -16,10 +16,11 @@ from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
 
 from ..backbones.io import load_encoder
-from ..data import Split, load_source
+from ..data import Split, load_source_for
 from ..data.split import in_memory_split
 from ..evaluate.features import extract_features
 from ..evaluate.suite import has_labels, train_test
+from ..evaluate.table_probes import PROBE_NAMES, format_score
 from ..methods.saved import saved_method
 from ..rundir import RunDir, atomic_write_text
 from . import plots
@@ -48,7 +49,10 @@ def sample_images(split: Split, n: int, seed: int) -> tuple[torch.Tensor, np.nda
     idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:n]
     if split.images is not None:
         return split.images[idx], split.labels[idx.numpy()]
-    items = [it for it in (split.dataset[int(i)] for i in idx) if it is not None]
+    if hasattr(split.dataset, "subset"):  # a stream (tar shards): one pass, in index order
+        items = [it for it in split.dataset.subset(idx.sort().values.numpy()) if it is not None]
+    else:
+        items = [it for it in (split.dataset[int(i)] for i in idx) if it is not None]
     return (torch.stack([im for im, _ in items]),
             np.array([label for _, label in items], dtype=np.int64))
 
@@ -60,9 +64,9 @@ def embedding_figures(run_dir: Path, data: str | None, how: str,
     encoder = load_encoder(run_dir)
     pre = encoder.preprocessing
     cfg = yaml.safe_load(RunDir(run_dir).config.read_text())
-    source = load_source(data or cfg["data"], channels=pre.channels, image_size=pre.input_size)
+    source = load_source_for(data or cfg["data"], pre)
     if not has_labels(source) and labelled:
-        source = load_source(labelled, channels=pre.channels, image_size=pre.input_size)
+        source = load_source_for(labelled, pre)
     if not has_labels(source):
         return {}
     train, test, _ = train_test(source)
@@ -79,6 +83,8 @@ def embedding_figures(run_dir: Path, data: str | None, how: str,
         points = PCA(2, random_state=0).fit_transform(q_x)
     how_label = "t-SNE" if how == "tsne" else "PCA"
     figs = {"map": plots.to_png(plots.embedding_map(points, q_y, how_label, source.classes))}
+    if pre.modality == "table":  # table rows have no picture for the neighbour grid
+        return figs
     sim = F.normalize(torch.from_numpy(q_x[:QUERIES]), dim=1) @ F.normalize(
         torch.from_numpy(t_x), dim=1).T  # (QUERIES, pool)
     nn_idx = sim.topk(min(NEIGHBOURS, len(t_x)), dim=1).indices.numpy()  # (QUERIES, k)
@@ -99,7 +105,7 @@ def reconstruction_figure(run_dir: Path, data: str | None) -> str | None:
         return None
     pre = encoder.preprocessing
     cfg = yaml.safe_load(RunDir(run_dir).config.read_text())
-    source = load_source(data or cfg["data"], channels=pre.channels, image_size=pre.input_size)
+    source = load_source_for(data or cfg["data"], pre)
     # without labels there is no held-out split: the training images show the reconstruction
     test = train_test(source)[1] if has_labels(source) else source.train
     images, _ = sample_images(test, RECONSTRUCTIONS, seed=0)
@@ -139,6 +145,14 @@ def _summary(cfg: dict, meta: dict, ev: dict) -> str:
             rows.append((f"{label} top-1", f"{100 * probed[key]:.2f}%"))
     if "linear" in probed and "C" in probed["linear"]:
         rows.append(("linear probe C", probed["linear"]["C"]))
+    if "linear_rmse" in probed:
+        rows.append(("linear (ridge) RMSE", f"{probed['linear_rmse']:.4g} (R² "
+                     f"{probed['linear_r2']:.3f}, alpha {probed['linear']['alpha']:g})"))
+    table = probed.get("table_probes", {})
+    for probe, probe_rows in table.get("rows", {}).items():
+        for r in probe_rows:
+            rows.append((f"{PROBE_NAMES[probe]}, {100 * r['fraction']:g}% of labels",
+                         format_score(r, table["task"])))
     if "rankme" in ev:
         on = "training images" if ev.get("split") == "no labels" else "test features"
         rows.append((f"RankMe ({on})", f"{ev['rankme']:.1f} of {ev.get('feature_dim')}"))

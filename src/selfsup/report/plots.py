@@ -79,8 +79,14 @@ def fewshot_plot(fewshot: dict[str, Any]) -> Figure:
 
 def embedding_map(points: np.ndarray, labels: np.ndarray, how: str,
                   class_names: list[str] | None = None) -> Figure:
-    """A 2-D map (N, 2) of embeddings, one colour per label."""
+    """A 2-D map (N, 2) of embeddings, one colour per label (a colour scale for the float
+    labels of a regression target)."""
     fig, ax = plt.subplots(figsize=(5.5, 4.5))
+    if np.issubdtype(labels.dtype, np.floating):
+        dots = ax.scatter(points[:, 0], points[:, 1], s=4, c=labels, cmap="viridis")
+        fig.colorbar(dots, ax=ax, label="target")
+        ax.set(title=f"Embedding map ({how})", xticks=[], yticks=[])
+        return fig
     classes = np.unique(labels)
     cmap = plt.get_cmap("tab10" if len(classes) <= 10 else "tab20")
     for i, c in enumerate(classes):

@@ -112,6 +112,9 @@ class PretrainConfig:
     anneal_fraction: float = 0.1  # infinite: the last steps, annealed linearly to 0
     init_from: str | None = None  # a run directory whose weights this run starts from
     classes: str | None = None  # keep only these labels of the source, e.g. "0-4" or "1,3,5"
+    target: str | None = None  # a table's label column (CSV/Parquet); None: unlabelled
+    categorical: list[str] = field(default_factory=list)  # table columns forced categorical
+    task: str | None = None  # a table target's: classification | regression (None: inferred)
     sync_batchnorm: bool = False  # batch statistics over all processes instead of per process
     rankme_samples: int = 2048  # fixed training images RankMe is measured on (0: no monitor)
     rankme_every: int = 0  # also measure RankMe every this many steps (0: at epoch ends only)
@@ -134,6 +137,8 @@ class PretrainConfig:
         if self.batch_sampler not in (None, *BATCH_SAMPLERS):
             raise ConfigError(f"unknown batch sampler {self.batch_sampler!r}; "
                               f"valid: {', '.join(BATCH_SAMPLERS)}")
+        if self.task not in (None, "classification", "regression"):
+            raise ConfigError(f"unknown task {self.task!r}; valid: classification, regression")
         if self.select_by not in (None, "last", "rankme"):
             raise ConfigError(f"unknown select_by {self.select_by!r}; valid: last, rankme")
         if not (isinstance(self.ema, (int, float)) and 0.0 <= self.ema < 1.0):

@@ -108,6 +108,9 @@ class DataOrder(L.Callback):
 
     def on_train_epoch_start(self, trainer, pl_module) -> None:
         self.epoch, self.batches = trainer.current_epoch, 0
+        # Lightning sets the epoch of a DataLoader's sampler only; a streamed dataset (tar
+        # shards) is the loader's order itself, and its workers start after this hook
+        self.sampler.set_epoch(trainer.current_epoch)
 
     def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
         # put the random streams back only now: between loading and the first step, Lightning
@@ -120,10 +123,19 @@ class DataOrder(L.Callback):
         self.batches += 1
 
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "batches": self.batches, "rng": rng_state()}
+        state = {"epoch": self.epoch, "batches": self.batches, "rng": rng_state()}
+        if hasattr(self.sampler, "state_dict"):  # a stream's layout (ranks x workers)
+            state["sampler"] = self.sampler.state_dict()
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.epoch, self.batches = int(state["epoch"]), int(state["batches"])
-        if self.batches < self.sampler.steps_per_epoch():
+        mid_epoch = self.batches < self.sampler.steps_per_epoch()
+        if mid_epoch:
             self.sampler.skip = (self.epoch, self.batches)
+        # the resumed epoch's DataLoader iterator (and its workers) is made before Lightning
+        # sets the sampler's epoch: set it now, or workers would replay epoch 0's order
+        self.sampler.set_epoch(self.epoch if mid_epoch else self.epoch + 1)
+        if "sampler" in state and hasattr(self.sampler, "load_state_dict"):
+            self.sampler.load_state_dict(state["sampler"])
         self._pending_rng = state["rng"]

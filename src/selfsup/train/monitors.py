@@ -24,7 +24,10 @@ def probe_images(split: Split, n: int = 2048, seed: int = 0) -> torch.Tensor:
     idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:n]
     if split.images is not None:
         return split.images[idx]
-    items = [split.dataset[int(i)] for i in idx]
+    if hasattr(split.dataset, "subset"):  # a stream (tar shards): read past the others
+        items = list(split.dataset.subset(idx.sort().values.numpy()))
+    else:
+        items = [split.dataset[int(i)] for i in idx]
     return torch.stack([image for image, _ in (it for it in items if it is not None)])
 
 
@@ -73,12 +76,14 @@ class RankMeMonitor(L.Callback):
             return None  # an epoch that ended on an every-n-steps measurement
         self._last_step = step
         t0 = time.perf_counter()
-        z = self.features(pl_module.method.export())
+        encoder = pl_module.method.export()
+        z = self.features(encoder)
         row = {"step": step, "epoch": trainer.current_epoch, "rankme": round(rankme(z), 4),
                "embedding_std": float(f"{embedding_std(z):.6g}"),
                "monitor_s": round(time.perf_counter() - t0, 3)}
         self.history.append(row)
-        reasons = self.check.reasons(row["rankme"], row["embedding_std"], z.shape[1])
+        reasons = self.check.reasons(row["rankme"], row["embedding_std"], z.shape[1],
+                                     encoder.preprocessing.input_dim)
         if reasons and not self.collapsed and trainer.is_global_zero:
             log.warning("selfsup: representation collapse at step %d: %s. Try a lower learning "
                         "rate, a longer warmup or another method setting.", step,

@@ -16,15 +16,18 @@ import yaml
 from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import DataLoader
 
-from ..backbones import build_backbone
+from ..backbones import TablePreprocessing, build_backbone, build_table_backbone
 from ..backbones.io import save_encoder
 from ..data import DataSource, load_source
 from ..data.batch import WithIndices, collate_batch
 from ..data.classes import select_classes
 from ..data.guided import GuidedBatchSampler, pseudo_labels
+from ..data.shard_stream import ShardBatches
+from ..data.shards import ShardSamples
 from ..data.spec import channel_stats, describe
+from ..data.table import align_table
 from ..hardware import has_bf16
-from ..methods import Method, get_method
+from ..methods import METHODS, Method, get_method
 from ..rundir import (
     DamagedFile,
     RunDir,
@@ -106,18 +109,48 @@ def init_stats(run_dir: str | Path) -> tuple[tuple, tuple]:
 
 def build_method(config: PretrainConfig, source: DataSource) -> Method:
     """The method ``config`` names, with its backbone (the config's, else its recipe's), the
-    views its recipe names (overridden by ``config.views``) and a description of the data."""
+    views its recipe names (overridden by ``config.views``) and a description of the data.
+    A table's preprocessing is fitted on its training split (``--init-from`` keeps that run's)."""
     cls = get_method(config.method)
-    mean, std = init_stats(config.init_from) if config.init_from else channel_stats(source.train)
+    spec = describe(source)
+    if spec.modality not in cls.modalities:
+        fits = sorted(n for n, m in METHODS.items() if spec.modality in m.modalities)
+        raise ConfigError(f"method {config.method} trains on {' and '.join(cls.modalities)} "
+                          f"data, not {spec.modality} data like {config.data}; for "
+                          f"{spec.modality} data use {', '.join(fits)}")
     name = config.backbone if config.backbone != "default" else cls.recipe.backbone
+    try:
+        if spec.modality == "table":
+            pre = (init_preprocessing(config.init_from) if config.init_from
+                   else TablePreprocessing.fit(source.train.images, source.table))
+            backbone = build_table_backbone(name, pre, **config.backbone_args)
+            views = build_views(backbone.preprocessing,
+                                ViewConfig.from_dict({**cls.recipe.views.to_dict(),
+                                                      **config.views}))
+            return cls(backbone, views, spec, **config.method_args)
+    except ValueError as e:
+        raise ConfigError(f"method {config.method}: {e}") from None
+    mean, std = init_stats(config.init_from) if config.init_from else channel_stats(source.train)
     try:
         backbone = build_backbone(name, channels=source.channels, input_size=source.image_size,
                                   mean=mean, std=std, **config.backbone_args)
         views = build_views(backbone.preprocessing,
                             ViewConfig.from_dict({**cls.recipe.views.to_dict(), **config.views}))
-        return cls(backbone, views, describe(source), **config.method_args)
+        return cls(backbone, views, spec, **config.method_args)
     except ValueError as e:
         raise ConfigError(f"method {config.method}: {e}") from None
+
+
+def init_preprocessing(run_dir: str | Path) -> TablePreprocessing:
+    """The table preprocessing of the run we start from: its vocabularies and scalers are what
+    its weights were trained with."""
+    path = RunDir(run_dir).config
+    try:
+        pre = yaml.safe_load(path.read_text())["resolved"]["preprocessing"]
+        return TablePreprocessing.from_dict(pre)
+    except (OSError, KeyError, TypeError, ValueError, yaml.YAMLError):
+        raise ConfigError(f"cannot start from {run_dir}: {path} is missing or holds no "
+                          "resolved table preprocessing") from None
 
 
 def guided_batch_sampler(source: DataSource, config: PretrainConfig) -> GuidedBatchSampler:
@@ -155,7 +188,12 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
     if config.init_from and not resume:
         init_ckpt = init_checkpoint(config.init_from)
         init_state = load_checkpoint_safely(init_ckpt)["state_dict"]  # refuse before any work
-    source = load_source(config.data, channels=config.channels, image_size=config.image_size)
+    source = load_source(config.data, channels=config.channels, image_size=config.image_size,
+                         target=config.target, categorical=tuple(config.categorical),
+                         task=config.task)
+    if source.table is not None and config.init_from:
+        pre = init_preprocessing(config.init_from)
+        source = align_table(source, pre.columns, pre.kinds, pre.categories)
     if config.classes is not None:
         source = select_classes(source, config.classes)
     world = config.devices * config.num_nodes
@@ -183,7 +221,13 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
                        persistent_workers=workers > 0,
                        generator=torch.Generator().manual_seed(config.seed))
     steps_per_epoch = len(source.train) // config.batch_size
-    if (config.batch_sampler or recipe.batch_sampler) == "guided":
+    if isinstance(source.train.dataset, ShardSamples):
+        if (config.batch_sampler or recipe.batch_sampler) == "guided":
+            raise ConfigError("--batch-sampler guided needs random access to the images; tar "
+                              "shards are streamed: use an image folder")
+        sampler, loader = shard_loader(source, config, per_device, workers)
+        steps_per_epoch = sampler.steps_per_epoch(world)
+    elif (config.batch_sampler or recipe.batch_sampler) == "guided":
         sampler = guided_batch_sampler(source, config)
         loader = DataLoader(WithIndices(source.train.dataset), batch_sampler=sampler,
                             **loader_args)
@@ -243,6 +287,9 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
         # Lightning's advice is for GPU input pipelines; ours is batched on the device already
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*is deprecated.*")
+        # DataOrder resumes the data mid-epoch; a shard stream splits itself over workers
+        warnings.filterwarnings("ignore", message=".*your dataloader is not resumable.*")
+        warnings.filterwarnings("ignore", message=".*`IterableDataset` has `__len__` defined.*")
         trainer.fit(module, loader, ckpt_path=str(last) if resume else None)
     seconds = time.perf_counter() - t0
     selected: dict = {}
@@ -261,6 +308,22 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
         save_encoder(exported, run_dir, meta)
     return PretrainResult(run_dir, trainer.global_step, trainer.current_epoch, seconds,
                           module.images_per_s, trainer.is_global_zero)
+
+
+def shard_loader(source: DataSource, config: PretrainConfig, per_device: int, workers: int
+                 ) -> tuple[ShardBatches, DataLoader]:
+    """Batches streamed from tar shards, made in the workers; not persistent workers, so each
+    epoch's copy of the stream carries that epoch (and a resume's skip)."""
+    stream = ShardBatches(source.train.dataset, per_device, workers, config.seed)
+    world = config.devices * config.num_nodes
+    if stream.steps_per_epoch(world) == 0:
+        raise ConfigError(f"{len(source.train)} samples in {config.data} are too few to split "
+                          f"over {world} process(es) x {max(workers, 1)} worker(s) with "
+                          f"batches of {per_device}: use a smaller --batch-size or fewer "
+                          "num_workers (--config)")
+    loader = DataLoader(stream, batch_size=None, num_workers=workers, collate_fn=collate_batch,
+                        generator=torch.Generator().manual_seed(config.seed))
+    return stream, loader
 
 
 def build_trainer(config: PretrainConfig, callbacks: list[L.Callback], progress: bool

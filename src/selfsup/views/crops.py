@@ -118,7 +118,8 @@ class MultiCropViews(TwoCropViews):
 
 
 class IdentityViews(nn.Module):
-    """uint8 (B, C, H, W) -> the encoder's own preprocessing, no augmentation (B, C, S, S)."""
+    """uint8 (B, C, H, W) -> the encoder's own preprocessing, no augmentation (B, C, S, S);
+    for a table encoder, raw rows (B, F) -> its preprocessed inputs (B, T)."""
 
     def __init__(self, preprocessing: Preprocessing, config: ViewConfig | None = None):
         super().__init__()
@@ -127,5 +128,6 @@ class IdentityViews(nn.Module):
 
     @torch.no_grad()
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        _check_uint8(images)
+        if self.preprocessing.modality == "image":
+            _check_uint8(images)
         return self.preprocessing(images)

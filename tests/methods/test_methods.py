@@ -21,7 +21,9 @@ def test_unknown_method_lists_valid():
 
 # A 12-block ViT pretrains and embeds digits in ~90 s on a 2-core CPU without bf16; 2 blocks
 # exercise the same code (the encoder, the decoders, the masking) in a fraction of that.
-SMALLER = {name: {"backbone_args": {"depth": 2}} for name in ("mae", "uni4eye", "hpm", "cae")}
+SMALLER = {name: {"backbone_args": {"depth": 2}, "epochs": 4}
+           for name in ("mae", "uni4eye", "hpm", "cae")}
+SMALLER["selfie"] = {"epochs": 4}
 # SiT runs two views and a momentum teacher through the ViT at every step: 2 blocks, 2 epochs
 SMALLER["sit"] = {"backbone_args": {"depth": 2}, "epochs": 2}
 # MMC is SiT plus a projected patch-token distillation (teacher and student): 1 block, 1 epoch
@@ -38,7 +40,9 @@ IMAGE_METHODS = sorted(name for name, cls in METHODS.items() if "image" in cls.m
 
 @pytest.mark.parametrize("name", IMAGE_METHODS)
 def test_method_trains_and_beats_chance(name, tmp_path):
-    options = {"epochs": 4, "batch_size": 128, "precision": "32", "seed": 0,
+    # 2 epochs (28 steps) take every two-view method past kNN 0.78 on digits (0.79-0.87 at
+    # seed 0), far above the bar; the masked ones (and Selfie) get 4 unless set above
+    options = {"epochs": 2, "batch_size": 128, "precision": "32", "seed": 0,
                **SMALLER.get(name, {})}  # each method's own backbone
     run = selfsup.pretrain(name, "digits", run_dir=str(tmp_path / name), **options)
     # 10 classes: chance is 10%

@@ -22,6 +22,7 @@ LEVEL = {
     "export": 5.5,  # at the api's level (api may import it); below it, as equal parts may not
     "api": 6,
     "__init__": 6.5,  # the package re-exports the api
+    "console": 6.8,  # what the cli prints
     "cli": 7,
 }
 

@@ -13,7 +13,8 @@ from torch import nn
 
 import selfsup
 from selfsup.backbones import Preprocessing, TablePreprocessing, build_table_backbone
-from selfsup.cli import _print_table_probes, main
+from selfsup.cli import main
+from selfsup.console import print_table_probes
 from selfsup.data import load_source
 from selfsup.evaluate.products import get_product
 from selfsup.evaluate.suite import evaluate_encoder
@@ -97,7 +98,7 @@ def test_printed_as_one_table(capsys):
     rows = [{"fraction": 1.0, "n_labels": 4435, "mean": 0.9, "std": 0.0, "runs": [0.9]},
             {"fraction": 0.1, "n_labels": 444, "mean": 0.85, "std": 0.01,
              "runs": [0.84, 0.85, 0.86]}]
-    _print_table_probes({"data": "satimage", "table_probes": {
+    print_table_probes({"data": "satimage", "table_probes": {
         "task": "classification", "seeds": [0, 1, 2], "rows": {"mlp": rows, "gbt": rows}}})
     out = capsys.readouterr().out
     assert "table probes on satimage" in out and "100% (4435 labels)" in out

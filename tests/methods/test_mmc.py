@@ -1,34 +1,20 @@
 import pytest
 import torch
 import torch.nn.functional as F
+
+# the same tiny ViT and views as SiT's tests (tests/methods is on the import path)
+from test_sit import stacked_views, tiny_sit
 from torch import nn
 
-from selfsup.backbones import Preprocessing, build_backbone
-from selfsup.backbones.vit import VisionTransformer
+from selfsup.backbones import build_backbone
 from selfsup.data.batch import as_batch
 from selfsup.data.spec import DataSpec
 from selfsup.methods.mmc import MMC
 from selfsup.methods.sit import SiT
-from selfsup.views import build_views
-from selfsup.views.corruption import gmml_views
 
 
 def tiny(cls=MMC, channels=1, size=8, **kw):
-    torch.manual_seed(0)
-    pre = Preprocessing(size, channels, (0.5,) * channels, (0.25,) * channels)
-    vit = VisionTransformer(pre, name="vit_tiny", channels=channels, input_size=size,
-                            patch_size=2, dim=32, depth=2, heads=2)
-    return cls(vit, build_views(pre, cls.recipe.views), DataSpec("image", (channels, size, size),
-                                                                 64),
-               proj_hidden_dim=16, proj_dim=8, **kw)
-
-
-def stacked_views(method, b=6, seed=1):
-    g = torch.Generator().manual_seed(seed)
-    c, s = method.channels, method.backbone.input_size
-    clean = torch.randn(2 * b, c, s, s, generator=g)
-    corrupted, mask = zip(*(gmml_views(v, generator=g) for v in clean.chunk(2)), strict=True)
-    return clean, torch.cat(corrupted), torch.cat(mask)
+    return tiny_sit(channels, size, cls=cls, **kw)
 
 
 def moco_v3_ctr(q, k, temp):

@@ -12,12 +12,13 @@ from selfsup.views import build_views
 from selfsup.views.corruption import gmml_views
 
 
-def tiny_sit(channels=1, size=8, **kw):
+def tiny_sit(channels=1, size=8, cls=SiT, **kw):
+    """A 2-block, 32-wide ViT on 8 px images under SiT (or a subclass: MMC's tests use it)."""
     torch.manual_seed(0)
     pre = Preprocessing(size, channels, (0.5,) * channels, (0.25,) * channels)
     vit = VisionTransformer(pre, name="vit_tiny", channels=channels, input_size=size,
                             patch_size=2, dim=32, depth=2, heads=2)
-    return SiT(vit, build_views(pre, SiT.recipe.views), DataSpec("image", (channels, size, size),
+    return cls(vit, build_views(pre, cls.recipe.views), DataSpec("image", (channels, size, size),
                                                                  64),
                proj_hidden_dim=16, proj_dim=8, **kw)
 

@@ -15,3 +15,38 @@ def digits_run(tmp_path_factory) -> selfsup.Run:
     return selfsup.pretrain("simclr", "digits", epochs=3, batch_size=128, precision="32",
                             backbone="resnet10w32", seed=0, run_dir=str(run_dir),
                             select_by="rankme")
+
+
+class Killed(Exception):
+    """Stands for a SIGKILL right after a checkpoint (tests/train/test_kill_resume.py does it
+    for real, in subprocesses)."""
+
+
+@pytest.fixture
+def kill_after(monkeypatch):
+    """``kill_after(step)``: the next pretraining checkpoints at every step and dies with
+    `Killed` once ``step`` is saved; later runs (the resume) are left alone."""
+    from selfsup.train import run as run_module
+
+    def arm(step: int) -> type[Killed]:
+        class KilledAfter(run_module.PeriodicCheckpoint):
+            def on_train_batch_end(self, trainer, *args) -> None:
+                super().on_train_batch_end(trainer, *args)
+                if trainer.global_step == step:
+                    monkeypatch.undo()  # only this run dies
+                    raise Killed
+
+        monkeypatch.setattr(run_module, "PeriodicCheckpoint", KilledAfter)
+        return Killed
+
+    return arm
+
+
+def logged_losses(run_dir) -> dict[int, float]:
+    """step -> loss from a run's metrics.jsonl, each step logged once, resumed or not."""
+    import json
+
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    steps = [r["step"] for r in rows if "loss" in r]
+    assert len(steps) == len(set(steps)), "each step is logged once"
+    return {r["step"]: r["loss"] for r in rows if "loss" in r}

@@ -15,6 +15,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from conftest import logged_losses
 from selfsup.cli import EXIT_OK, EXIT_USAGE, main
 from selfsup.data import DataError, load_source, stratified_holdout
 from selfsup.data.batch import collate_batch
@@ -227,41 +228,23 @@ def test_shard_command_prints_the_pattern(shards, capsys):
     assert "train: 120 images in 3 shard(s)" in out and "train-{000000..000002}.tar" in out
 
 
-class Killed(Exception):
-    """Stands for a SIGKILL right after a checkpoint (tests/train/test_kill_resume.py does it
-    for real, in subprocesses)."""
-
-
-def test_killed_mid_epoch_then_resumed_equals_uninterrupted(shards, tmp_path, monkeypatch):
+def test_killed_mid_epoch_then_resumed_equals_uninterrupted(shards, tmp_path, kill_after):
     import selfsup
-    from selfsup.train import run as run_module
 
     data = str(shards / "out")
     # 120 samples, 2 workers, batch 8: 7 batches a slot, 14 steps an epoch, 28 in all
     options = dict(epochs=2, batch_size=8, precision="32", image_size=16, channels=1, seed=0,
                    num_workers=2, log_every=1, checkpoint_every_s=0, evaluate_after=False,
                    progress=False)
-
-    def losses(run_dir):
-        rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-        return {r["step"]: r["loss"] for r in rows if "loss" in r}
-
     selfsup.pretrain("simclr", data, run_dir=str(tmp_path / "reference"), **options)
-    expected = losses(tmp_path / "reference")
+    expected = logged_losses(tmp_path / "reference")
     assert max(expected) == 28
 
-    class KilledAfter(run_module.PeriodicCheckpoint):
-        def on_train_batch_end(self, trainer, *args) -> None:
-            super().on_train_batch_end(trainer, *args)
-            if trainer.global_step == 19:  # epoch 1, batch 5: an odd worker's turn is next
-                raise Killed
-
-    monkeypatch.setattr(run_module, "PeriodicCheckpoint", KilledAfter)
-    with pytest.raises(Killed):
+    killed = kill_after(19)  # epoch 1, batch 5: an odd worker's turn is next
+    with pytest.raises(killed):
         selfsup.pretrain("simclr", data, run_dir=str(tmp_path / "run"), **options)
-    monkeypatch.undo()
     selfsup.pretrain(resume=str(tmp_path / "run"), evaluate_after=False, progress=False)
-    got = losses(tmp_path / "run")
+    got = logged_losses(tmp_path / "run")
     assert sorted(got) == sorted(expected)
     for step, loss in expected.items():
         assert got[step] == pytest.approx(loss, rel=1e-5, abs=1e-6), step

@@ -16,18 +16,12 @@ import torch
 from safetensors.torch import load_file
 
 import selfsup
+from conftest import logged_losses
 from selfsup.rundir import PAUSE_ENV, load_checkpoint_safely
 
 OPTIONS = {"epochs": 2, "batch_size": 64, "precision": "32", "seed": 0, "log_every": 1,
            "checkpoint_every_s": 0.5, "ema": 0.9}  # digits: 28 steps an epoch, 56 in all
 TOTAL = 56
-
-
-def losses(run_dir: Path) -> dict[int, float]:
-    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
-    steps = [r["step"] for r in rows if "loss" in r]
-    assert len(steps) == len(set(steps)), "each step is logged once, resumed or not"
-    return {r["step"]: r["loss"] for r in rows if "loss" in r}
 
 
 def launch(run_dir: Path, config: Path, resume: bool, env: dict | None = None):
@@ -69,7 +63,7 @@ def test_killed_twice_then_resumed_equals_uninterrupted(tmp_path):
     reference = tmp_path / "reference"
     selfsup.pretrain("simclr", "digits", run_dir=str(reference), evaluate_after=False,
                      **OPTIONS)
-    expected = losses(reference)
+    expected = logged_losses(reference)
     assert max(expected) == TOTAL
 
     config = tmp_path / "run.yaml"
@@ -103,7 +97,7 @@ def test_killed_twice_then_resumed_equals_uninterrupted(tmp_path):
     assert not temps(), "the stale temp file is cleaned up on resume"
     final = load_checkpoint_safely(last)
     assert final["global_step"] == TOTAL
-    got = losses(run_dir)
+    got = logged_losses(run_dir)
     assert sorted(got) == sorted(expected)
     # model, optimizer, schedule, data order and RNG all continued: the very same losses
     for step, loss in expected.items():

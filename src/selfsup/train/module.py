@@ -94,10 +94,15 @@ class PretrainModule(L.LightningModule):
             f"(lr {self.current_lr():.3g}); lower the learning rate (--lr) or lengthen the "
             "warmup (warmup_fraction); the last good checkpoint is kept")
 
-    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
-        # after the optimizer step (automatic optimization steps inside the batch), outside
-        # autocast; every DDP rank runs it on the same synchronized weights
-        self.method.after_optimizer_step(min(1.0, self.global_step / max(1, self.total_steps)))
+    def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
+        super().optimizer_step(*args, **kwargs)
+        # the method's own update (momentum teachers) is part of the step: here, not in
+        # on_train_batch_end, which Lightning calls after the callbacks' (a checkpoint saved
+        # there missed it, and a resumed teacher drifted). Outside autocast; every DDP rank
+        # runs it on the same synchronized weights. global_step counts this step once the
+        # hook returns, hence the + 1.
+        done = self.global_step + 1
+        self.method.after_optimizer_step(min(1.0, done / max(1, self.total_steps)))
 
     def on_train_epoch_start(self) -> None:
         self._last_step_time = None  # the gap between epochs is not step time

@@ -229,7 +229,7 @@ def finetune(run_dir: str | Path, data: str | None = None,
 def pretrain(method: str | None = None, data: str | None = None, *,
              config: str | Path | None = None, resume: str | None = None,
              progress: bool = False, evaluate_after: bool = True, eval_data: str | None = None,
-             **options: Any) -> Run:
+             report: bool = True, **options: Any) -> Run:
     """Pretrain and (by default) evaluate; returns the run. Options are `PretrainConfig` fields.
 
     ``config`` is a YAML file of config fields (a run's own ``config.yaml`` reruns it);
@@ -237,6 +237,8 @@ def pretrain(method: str | None = None, data: str | None = None, *,
     that run from its last checkpoint with its saved config. ``eval_data``: a labelled source
     the probes run on after pretraining (see `evaluate`); checked before training starts.
     A source without labels is evaluated with RankMe and the collapse check only.
+    ``report=False`` skips report.html after the evaluation (`selfsup report RUN_DIR` writes it
+    later from the run directory).
     """
     if eval_data is not None:
         if not evaluate_after:
@@ -285,7 +287,8 @@ def pretrain(method: str | None = None, data: str | None = None, *,
             run.eval["online_encoder"] = {k: scores[k] for k in ("knn_top1", "linear_top1")}
             record_results(result.dir, {"online_encoder": run.eval["online_encoder"]}, own=True)
         try:
-            write_report(result.dir)
+            if report:
+                write_report(result.dir)
         except Exception as e:  # the run and its scores are saved; a plot must not lose them
             logging.getLogger("selfsup").warning(
                 "selfsup: report.html not written (%s); retry with `selfsup report %s`",

@@ -106,6 +106,8 @@ def _parser() -> argparse.ArgumentParser:
                      help="augmentation setting, e.g. crop_scale=[0.3,1.0] (repeatable)")
     pre.add_argument("--no-progress", action="store_true", help="no live progress bar")
     pre.add_argument("--no-eval", action="store_true", help="skip the evaluation at the end")
+    pre.add_argument("--no-report", action="store_true", help="evaluate but write no "
+                     "report.html (`selfsup report RUN_DIR` writes it later)")
     pre.add_argument("--eval-data", metavar="SOURCE", help="run the probes on this labelled "
                      "source (e.g. a folder with one sub-folder per class) instead of --data, "
                      "e.g. when --data has no labels; results under eval_data in eval.json")
@@ -273,11 +275,12 @@ def _cmd_pretrain(a: argparse.Namespace) -> int:
         extend = {k: v for k, v in (("epochs", a.epochs), ("time_budget", a.time_budget))
                   if v is not None}
         run = selfsup.pretrain(resume=a.resume, progress=not a.no_progress,
-                               evaluate_after=not a.no_eval, eval_data=a.eval_data, **extend)
+                               evaluate_after=not a.no_eval, eval_data=a.eval_data,
+                               report=not a.no_report, **extend)
     else:
         opts = _config_from_args(a)
         run = selfsup.pretrain(progress=not a.no_progress, evaluate_after=not a.no_eval,
-                               eval_data=a.eval_data, **opts)
+                               eval_data=a.eval_data, report=not a.no_report, **opts)
     if run.is_global_zero:
         print_results(run)
     return EXIT_OK

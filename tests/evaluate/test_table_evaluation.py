@@ -110,7 +110,8 @@ def test_cli_pretrains_and_evaluates_a_regression_table(regression_csv, tmp_path
     run_dir = tmp_path / "run"
     assert main(["pretrain", "--data", str(regression_csv), "--target", "y", "--method",
                  "tjepa", "--epochs", "2", "--batch-size", "64", "--run-dir", str(run_dir),
-                 "--backbone-arg", "dim=16", "--backbone-arg", "depth=1", "--no-progress"]) == 0
+                 "--backbone-arg", "dim=16", "--backbone-arg", "depth=1", "--no-progress",
+                 "--no-report"]) == 0
     out = capsys.readouterr().out
     assert "table probes on" in out and "RMSE (R²)" in out and "linear (ridge) RMSE" in out
     assert "no labels in" not in out

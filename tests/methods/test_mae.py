@@ -147,7 +147,7 @@ def test_an_mae_run_is_a_product_every_tool_accepts(tmp_path):
 
     run = selfsup.pretrain("mae", "digits", epochs=1, batch_size=128, precision="32",
                            run_dir=str(tmp_path / "mae"), backbone_args={"depth": 2},
-                           rankme_samples=64, eval_protocols=["knn"])
+                           rankme_samples=64, eval_protocols=["knn"], report=False)
     meta = json.loads((run.dir / "encoder.json").read_text())
     assert meta["backbone"]["name"] == "vit_tiny" and meta["backbone"]["depth"] == 2
     assert meta["product"] == "encoder"

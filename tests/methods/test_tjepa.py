@@ -201,6 +201,14 @@ def test_pretrain_on_a_table_end_to_end(tmp_path):
     encoder = selfsup.load(run.dir)
     assert encoder.preprocessing.columns[0] == "alcohol"
     assert (run.dir / "report.html").is_file()
+    # compare shows a table run's own probes beside the image columns
+    from selfsup.cli import main
+
+    assert main(["compare", str(run.dir), "--out", str(tmp_path / "runs.md")]) == 0
+    header, _, row = (tmp_path / "runs.md").read_text().splitlines()
+    assert header.endswith("| MLP on embeddings | GBDT on raw features |")
+    mlp, gbt = row.split(" | ")[-2:]
+    assert mlp.endswith("%") and gbt.endswith("% |"), row
 
 
 def test_cli_pretrains_a_table(tmp_path):

@@ -33,7 +33,7 @@ def test_compare_rows_and_missing_values(digits_run, tmp_path):
     rows = compare_rows([bare])
     assert rows == [{"run": "bare", "method": "barlow_twins", "backbone": "default",
                      "budget": "10m", "steps": None, "knn": None, "linear": None, "nb": None,
-                     "rankme": None}]
+                     "rankme": None, "mlp": None, "gbt": None}]
     assert markdown_table(rows).splitlines()[2].endswith("| – | – | – | – | – |")
     with pytest.raises(FileNotFoundError, match="selfsup run"):
         compare_rows([tmp_path / "nothing"])

@@ -8,9 +8,23 @@ from typing import Any
 
 import yaml
 
+from ..evaluate.table_probes import PROBE_NAMES, format_score
 from ..rundir import RunDir
 
 COLUMNS = ("run", "method", "backbone", "budget", "steps", "knn", "linear", "nb", "rankme")
+# a table encoder's own protocols: shown when a compared run has them (all labels)
+TABLE_COLUMNS = ("mlp", "gbt")
+
+
+def table_scores(ev: dict[str, Any]) -> dict[str, str | None]:
+    """The table probes at the largest label fraction, as text (accuracy or RMSE)."""
+    probes = ev.get("table_probes", {})
+    scores: dict[str, str | None] = dict.fromkeys(TABLE_COLUMNS)
+    for name in TABLE_COLUMNS:
+        rows = probes.get("rows", {}).get(name)
+        if rows:
+            scores[name] = format_score(max(rows, key=lambda r: r["fraction"]), probes["task"])
+    return scores
 
 
 def compare_rows(run_dirs: list[str | Path]) -> list[dict[str, Any]]:
@@ -34,7 +48,7 @@ def compare_rows(run_dirs: list[str | Path]) -> list[dict[str, Any]]:
                      "budget": budget, "steps": meta.get("steps"),
                      "knn": probed.get("knn_top1"), "linear": probed.get("linear_top1"),
                      "nb": probed.get("nb_top1"),
-                     "rankme": ev.get("rankme")})
+                     "rankme": ev.get("rankme"), **table_scores(ev)})
     return rows
 
 
@@ -49,9 +63,13 @@ def format_cell(key: str, value: Any) -> str:
 
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
-    """GitHub markdown; accuracies are test top-1 in %."""
+    """GitHub markdown; accuracies are test top-1 in %; table runs add their table probes."""
     header = ["run", "method", "backbone", "budget", "steps", "kNN %", "linear %",
               "naive Bayes %", "RankMe"]
+    columns = list(COLUMNS)
+    if any(r.get(k) is not None for r in rows for k in TABLE_COLUMNS):
+        header += [PROBE_NAMES[k] for k in TABLE_COLUMNS]
+        columns += TABLE_COLUMNS
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(format_cell(k, r[k]) for k in COLUMNS) + " |" for r in rows]
+    lines += ["| " + " | ".join(format_cell(k, r.get(k)) for k in columns) + " |" for r in rows]
     return "\n".join(lines) + "\n"

@@ -17,9 +17,9 @@ inconclusive otherwise.
 Every stage is kept and reused: a run directory with encoder.safetensors is reused, one with a
 checkpoint only (cut short) is resumed, and probe results are cached per run.
 
-The study (RESULTS.md; 15 runs of 5 minutes plus the probes, 20 s to a few minutes each on
-a 2-core CPU, casp's 36,584 training rows the longest: about two hours):
-    python benchmarks/tables.py --budget 5m
+The study in RESULTS.md (15 runs of 2 minutes plus the probes, 20 s to about 2 minutes each on
+a 2-core CPU, casp's 36,584 training rows the longest: about 50 minutes):
+    python benchmarks/tables.py --budget 2m
 A tiny check (a minute, nothing appended):
     python benchmarks/tables.py --tables wine --seeds 0 --budget 20s --batch-size 64 \
         --root /tmp/tables-check --no-append

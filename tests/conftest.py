@@ -42,7 +42,7 @@ def kill_after(monkeypatch):
     return arm
 
 
-def logged_losses(run_dir) -> dict[int, float]:
+def losses_of(run_dir) -> dict[int, float]:
     """step -> loss from a run's metrics.jsonl, each step logged once, resumed or not."""
     import json
 
@@ -50,3 +50,10 @@ def logged_losses(run_dir) -> dict[int, float]:
     steps = [r["step"] for r in rows if "loss" in r]
     assert len(steps) == len(set(steps)), "each step is logged once"
     return {r["step"]: r["loss"] for r in rows if "loss" in r}
+
+
+@pytest.fixture
+def logged_losses():
+    """`losses_of` for tests in any folder (a `from conftest import` would meet the nearest
+    conftest.py instead)."""
+    return losses_of

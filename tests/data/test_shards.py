@@ -15,7 +15,6 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
-from conftest import logged_losses
 from selfsup.cli import EXIT_OK, EXIT_USAGE, main
 from selfsup.data import DataError, load_source, stratified_holdout
 from selfsup.data.batch import collate_batch
@@ -228,7 +227,8 @@ def test_shard_command_prints_the_pattern(shards, capsys):
     assert "train: 120 images in 3 shard(s)" in out and "train-{000000..000002}.tar" in out
 
 
-def test_killed_mid_epoch_then_resumed_equals_uninterrupted(shards, tmp_path, kill_after):
+def test_killed_mid_epoch_then_resumed_equals_uninterrupted(shards, tmp_path, kill_after,
+                                                             logged_losses):
     import selfsup
 
     data = str(shards / "out")

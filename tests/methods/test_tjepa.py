@@ -11,7 +11,6 @@ import torch
 from safetensors.torch import load_file
 
 import selfsup
-from conftest import logged_losses
 from selfsup.backbones import TablePreprocessing, build_table_backbone
 from selfsup.data import load_source
 from selfsup.data.batch import as_batch
@@ -220,7 +219,8 @@ def test_cli_pretrains_a_table(tmp_path):
     assert (run_dir / "encoder.safetensors").is_file()
 
 
-def test_killed_mid_epoch_then_resumed_equals_uninterrupted(tmp_path, kill_after):
+def test_killed_mid_epoch_then_resumed_equals_uninterrupted(tmp_path, kill_after,
+                                                             logged_losses):
     # wine: 178 rows, batch 32: 5 steps an epoch, 15 in all; the masks, the EMA
     # teacher's momentum and the optimizer must all continue from the checkpoint
     options = dict(epochs=3, batch_size=32, precision="32", seed=0, log_every=1,

@@ -16,7 +16,6 @@ import torch
 from safetensors.torch import load_file
 
 import selfsup
-from conftest import logged_losses
 from selfsup.rundir import PAUSE_ENV, load_checkpoint_safely
 
 OPTIONS = {"epochs": 2, "batch_size": 64, "precision": "32", "seed": 0, "log_every": 1,
@@ -59,7 +58,7 @@ def kill(proc) -> None:
 
 
 @pytest.mark.slow
-def test_killed_twice_then_resumed_equals_uninterrupted(tmp_path):
+def test_killed_twice_then_resumed_equals_uninterrupted(tmp_path, logged_losses):
     reference = tmp_path / "reference"
     selfsup.pretrain("simclr", "digits", run_dir=str(reference), evaluate_after=False,
                      **OPTIONS)

@@ -20,6 +20,7 @@ from torch import nn
 
 from .registry import register_backbone
 from .table_preprocessing import TablePreprocessing
+from .token_encoder import TokenEncoder
 
 POOLS = ("flatten", "mean", "reg")
 LayerNorm = partial(nn.LayerNorm, eps=1e-6)
@@ -52,7 +53,7 @@ class FeatureTokenizer(nn.Module):
         return tokens + self.bias  # (B, T, dim)
 
 
-class FTTransformer(nn.Module):
+class FTTransformer(TokenEncoder):
     """Feature tokens behind ``reg_tokens`` regularization tokens, ``depth`` pre-norm timm
     blocks and a final LayerNorm. Pooled features (B, dim): all output tokens flattened
     (``pool="flatten"``, the representation T-JEPA's downstream models read; dim = (R + T) *
@@ -112,18 +113,6 @@ class FTTransformer(nn.Module):
             return tokens.flatten(1)
         r = self.num_prefix_tokens
         return tokens[:, :r].mean(1) if self.pool == "reg" else tokens[:, r:].mean(1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._pool(self.tokens(x))  # (B, dim)
-
-    def named_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Pooled tokens after each block, ``block1`` .. ``blockN``, through the final norm."""
-        x = self._embed(x, None)
-        out = {}
-        for i, block in enumerate(self.blocks, start=1):
-            x = block(x)
-            out[f"block{i}"] = self._pool(self.norm(x))
-        return out
 
 
 @register_backbone("ft_transformer", family="table")

@@ -15,6 +15,7 @@ from torch import nn
 
 from .preprocessing import Preprocessing
 from .registry import register_backbone
+from .token_encoder import TokenEncoder
 
 POOLS = ("cls", "mean")
 
@@ -92,7 +93,7 @@ def init_vit_weights(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-class VisionTransformer(nn.Module):
+class VisionTransformer(TokenEncoder):
     """A ViT: patch embedding, a CLS token, fixed 2-D sin-cos positions, ``depth`` timm blocks
     (pre-norm, qkv bias, as MAE's), a final LayerNorm, then the CLS token (``pool="cls"``) or
     the mean of the patch tokens (``pool="mean"``) as the pooled feature (B, dim).
@@ -204,20 +205,6 @@ class VisionTransformer(nn.Module):
         for block in self.blocks:
             x = block(x) if bias is None else block(x, attn_mask=bias)
         return self.norm(x)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._pool(self.tokens(x))  # (B, dim)
-
-    def named_features(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Pooled tokens after each block, ``block1`` .. ``blockN``, (B, dim) each. The final
-        LayerNorm is applied to every one so the depths are on one scale (probes compare them);
-        the last is therefore ``forward(x)``."""
-        x = self._embed(x, None)
-        out = {}
-        for i, block in enumerate(self.blocks, start=1):
-            x = block(x)
-            out[f"block{i}"] = self._pool(self.norm(x))
-        return out
 
 
 def _register(name: str) -> None:

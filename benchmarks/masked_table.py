@@ -34,21 +34,7 @@ import selfsup
 from selfsup.rundir import RunDir
 
 sys.path.insert(0, str(Path(__file__).parent))
-from results_md import append_table, cached, mean_std  # noqa: E402
-
-
-def pretrain_or_reuse(method: str, backbone: str, seed: int, data: str, budget: str,
-                      root: Path) -> Path:
-    run = RunDir(root / f"{method}-{backbone}-s{seed}")
-    if run.eval.is_file():
-        print(f"reusing {run.path}", flush=True)
-    elif run.last.is_file():
-        print(f"resuming {run.path}", flush=True)
-        selfsup.pretrain(resume=str(run.path), progress=False)
-    else:
-        selfsup.pretrain(method, data, backbone=backbone, time_budget=budget, seed=seed,
-                         run_dir=str(run.path), progress=False)
-    return run.path
+from results_md import append_table, cached, mean_std, pretrain_or_reuse  # noqa: E402
 
 
 def images_per_s(run: RunDir) -> float | None:
@@ -163,7 +149,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     plan += [("simclr", "vit_tiny", a.simclr_seed), ("simclr", "resnet10w32", a.simclr_seed)]
     records, has_baseline = [], set()
     for method, backbone, seed in plan:
-        run_dir = pretrain_or_reuse(method, backbone, seed, a.data, a.budget, root)
+        run_dir = pretrain_or_reuse(root / f"{method}-{backbone}-s{seed}", "eval", method=method,
+                                    data=a.data, backbone=backbone, time_budget=a.budget,
+                                    seed=seed, progress=False)
         records.append(record(run_dir, a.labels, a.ft_seeds, a.ft_steps,
                               baseline=backbone not in has_baseline, data=a.data))
         has_baseline.add(backbone)

@@ -83,3 +83,22 @@ def save_json(name: str, payload) -> Path:
     path = OUT / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}.json"
     path.write_text(json.dumps(payload, indent=2))
     return path
+
+
+def pretrain_or_reuse(run_dir: Path, done: str, **options) -> Path:
+    """One run of a study: reused when its file ``done`` (a `RunDir` attribute: "weights",
+    "eval") exists, resumed from its checkpoint when it was cut short, else pretrained with
+    ``options`` (`selfsup.pretrain`'s) into ``run_dir``."""
+    import selfsup
+    from selfsup.rundir import RunDir
+
+    run = RunDir(run_dir)
+    if getattr(run, done).is_file():
+        print(f"reusing {run.path}", flush=True)
+    elif run.last.is_file():
+        print(f"resuming {run.path}", flush=True)
+        selfsup.pretrain(resume=str(run.path),
+                         **{k: options[k] for k in ("progress", "evaluate_after") if k in options})
+    else:
+        selfsup.pretrain(run_dir=str(run.path), **options)
+    return run.path

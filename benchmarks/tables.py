@@ -47,7 +47,7 @@ from selfsup.evaluate.table_probes import (
 from selfsup.rundir import RunDir
 
 sys.path.insert(0, str(Path(__file__).parent))
-from results_md import append_table, cached, mean_std  # noqa: E402
+from results_md import append_table, cached, mean_std, pretrain_or_reuse  # noqa: E402
 
 # three classification tables (numeric, categorical, numeric) and two regression tables
 TABLES = ("satimage", "nursery", "breast_cancer", "ccpp", "casp")
@@ -55,20 +55,6 @@ FRACTIONS = (1.0, 0.1)
 # RankMe on 512 rows, not 2048: the monitor's SVD of 2048 flattened (T + 1) x 64 embeddings
 # costs ~8 s at every epoch end, which a small table reaches every few seconds
 RANKME_SAMPLES = 512
-
-
-def pretrain_or_reuse(table: str, seed: int, budget: str, batch_size: int, root: Path) -> Path:
-    run = RunDir(root / f"{table}-s{seed}")
-    if run.weights.is_file():
-        print(f"reusing {run.path}", flush=True)
-    elif run.last.is_file():
-        print(f"resuming {run.path}", flush=True)
-        selfsup.pretrain(resume=str(run.path), evaluate_after=False)
-    else:
-        selfsup.pretrain("tjepa", table, time_budget=budget, seed=seed, run_dir=str(run.path),
-                         batch_size=batch_size, rankme_samples=RANKME_SAMPLES,
-                         evaluate_after=False)
-    return run.path
 
 
 def probe(run_dir: Path, table: str, seed: int) -> dict:
@@ -94,7 +80,9 @@ def pretraining(run_dir: Path) -> dict:
 
 
 def record(table: str, seed: int, budget: str, batch_size: int, root: Path) -> dict:
-    run_dir = pretrain_or_reuse(table, seed, budget, batch_size, root)
+    run_dir = pretrain_or_reuse(root / f"{table}-s{seed}", "weights", method="tjepa", data=table,
+                                time_budget=budget, seed=seed, batch_size=batch_size,
+                                rankme_samples=RANKME_SAMPLES, evaluate_after=False)
     result = cached(run_dir / f"table-probes-s{seed}.json", lambda: probe(run_dir, table, seed))
     return {"table": table, "seed": seed, "run_dir": str(run_dir), **pretraining(run_dir),
             **result}

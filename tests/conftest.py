@@ -52,7 +52,7 @@ def losses_of(run_dir) -> dict[int, float]:
     return {r["step"]: r["loss"] for r in rows if "loss" in r}
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def logged_losses():
     """`losses_of` for tests in any folder (a `from conftest import` would meet the nearest
     conftest.py instead)."""

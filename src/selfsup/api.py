@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from torch import nn
@@ -27,6 +28,9 @@ from .rundir import RunDir, atomic_write_text
 from .train import ConfigError, PretrainConfig, pretrain_run
 from .train.config import read_config_file
 from .train.trackers import log_results
+
+if TYPE_CHECKING:
+    import lightning as L
 
 DEFAULT_BUDGET = "10m"
 PROMPT_SEG_IMAGES = 1000  # images the prompt_seg protocol scores (a ViT-tiny pass takes ~15 s)
@@ -229,7 +233,7 @@ def finetune(run_dir: str | Path, data: str | None = None,
 def pretrain(method: str | None = None, data: str | None = None, *,
              config: str | Path | None = None, resume: str | None = None,
              progress: bool = False, evaluate_after: bool = True, eval_data: str | None = None,
-             report: bool = True, **options: Any) -> Run:
+             report: bool = True, callbacks: Sequence[L.Callback] = (), **options: Any) -> Run:
     """Pretrain and (by default) evaluate; returns the run. Options are `PretrainConfig` fields.
 
     ``config`` is a YAML file of config fields (a run's own ``config.yaml`` reruns it);
@@ -238,7 +242,8 @@ def pretrain(method: str | None = None, data: str | None = None, *,
     the probes run on after pretraining (see `evaluate`); checked before training starts.
     A source without labels is evaluated with RankMe and the collapse check only.
     ``report=False`` skips report.html after the evaluation (`selfsup report RUN_DIR` writes it
-    later from the run directory).
+    later from the run directory). ``callbacks``: the user's own Lightning callbacks, run
+    after selfsup's (snapshots, extra monitors); they leave the run directory's files alone.
     """
     if eval_data is not None:
         if not evaluate_after:
@@ -267,7 +272,8 @@ def pretrain(method: str | None = None, data: str | None = None, *,
         config = PretrainConfig.from_dict({**from_file, **given, **options})
         if config.epochs is None and config.time_budget is None:
             config.time_budget = DEFAULT_BUDGET
-    result = pretrain_run(config, resume=resume is not None, progress=progress)
+    result = pretrain_run(config, resume=resume is not None, progress=progress,
+                          callbacks=callbacks)
     run = Run(result.dir, steps=result.steps, seconds=result.seconds,
               images_per_s=result.images_per_s, is_global_zero=result.is_global_zero)
     if evaluate_after and run.is_global_zero:

@@ -7,6 +7,7 @@ import logging
 import os
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -166,9 +167,10 @@ def guided_batch_sampler(source: DataSource, config: PretrainConfig) -> GuidedBa
         raise ConfigError(f"--batch-sampler guided: {e}") from None
 
 
-def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = True
-                 ) -> PretrainResult:
-    """Train ``config`` into its run directory; with ``resume``, continue from last.ckpt."""
+def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = True,
+                 callbacks: Sequence[L.Callback] = ()) -> PretrainResult:
+    """Train ``config`` into its run directory; with ``resume``, continue from last.ckpt.
+    ``callbacks``: the user's own, run after the run's callbacks."""
     config.validate()
     check_devices(config)
     run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
@@ -263,7 +265,7 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
     if not resume and rank_zero_only.rank == 0:
         run.config.write_text(yaml.safe_dump(resolved, sort_keys=False))
 
-    callbacks: list[L.Callback] = [
+    hooks: list[L.Callback] = [
         MetricsLog(run.metrics, config.log_every),
         # the product's monitors (RankMe for an encoder) before PeriodicCheckpoint, so
         # last.ckpt carries their state
@@ -274,12 +276,13 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
         PeriodicCheckpoint(last, config.checkpoint_every_s),
     ]
     if config.schedule == "infinite" and config.anneal_fraction > 0:
-        callbacks.append(ConstantPhaseCheckpoint(run.constant, config.anneal_fraction))
+        hooks.append(ConstantPhaseCheckpoint(run.constant, config.anneal_fraction))
     if budget is not None:
-        callbacks.insert(0, TimeBudget(budget, calibrate_at=25 if config.epochs is None else 10**9))
+        hooks.insert(0, TimeBudget(budget, calibrate_at=25 if config.epochs is None else 10**9))
+    hooks += callbacks
     if progress:
-        callbacks.append(PretrainProgressBar(leave=True))
-    trainer = build_trainer(config, callbacks, progress)
+        hooks.append(PretrainProgressBar(leave=True))
+    trainer = build_trainer(config, hooks, progress)
     if not resume:
         log_config(trainer.loggers, resolved)  # a resumed run's trackers have it already
     t0 = time.perf_counter()

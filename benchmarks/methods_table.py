@@ -12,7 +12,11 @@ Issue 6's tables (each about (budget + 1 minute) x methods x seeds of wall time)
     python benchmarks/long_tail.py --out data/fashion-mnist-lt100.npz
     python benchmarks/methods_table.py --data data/fashion-mnist-lt100.npz --budget 10m \
         --seeds 0 1 2 --methods simclr isogclr
-MoCHi vs MoCo at equal budget is the first table's moco and mochi rows.
+MoCHi vs MoCo at equal budget is the first table's moco and mochi rows. A method may carry
+settings (`parse_spec`), as issue 17's random-field claim does:
+    python benchmarks/methods_table.py --budget 10m --seeds 0 1 2 --methods simclr \
+        "simclr[views.kind=random_field;views.field_strength=0.5]" barlow_twins \
+        mixed_barlow_twins scatsimclr transitive
 A quick check (seconds, nothing appended):
     python benchmarks/methods_table.py --data digits --budget 5s --seeds 0 \
         --methods simclr dcl --root /tmp/methods-check --no-append
@@ -26,6 +30,8 @@ import statistics
 import sys
 from pathlib import Path
 
+import yaml
+
 import selfsup
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -36,19 +42,36 @@ def run_dir_for(root: Path, method: str, seed: int) -> Path:
     return root / f"{method}-s{seed}"
 
 
-def train_or_reuse(method: str, seed: int, data: str, budget: str, root: Path) -> dict:
-    run_dir = run_dir_for(root, method, seed)
+def parse_spec(spec: str) -> tuple[str, dict]:
+    """``simclr`` or ``simclr[views.kind=random_field;views.field_strength=0.5;ema=0.996]``: a
+    method and the `selfsup.pretrain` options it runs with (``views.K`` and ``method_args.K``
+    fill those dicts; any other key is a config field)."""
+    method, _, settings = spec.partition("[")
+    options: dict = {}
+    for pair in filter(None, settings.rstrip("]").split(";")):
+        key, value = pair.split("=", 1)
+        group, _, name = key.rpartition(".")
+        if group:
+            options.setdefault(group, {})[name] = yaml.safe_load(value)
+        else:
+            options[key] = yaml.safe_load(value)
+    return method, options
+
+
+def train_or_reuse(spec: str, seed: int, data: str, budget: str, root: Path) -> dict:
+    method, options = parse_spec(spec)
+    run_dir = run_dir_for(root, spec.replace("[", "-").replace(";", "-").rstrip("]"), seed)
     if not (run_dir / "eval.json").is_file():
         if run_dir.exists():  # interrupted: keep it, train beside it
             stale = run_dir.with_name(run_dir.name + "-interrupted")
             print(f"{run_dir} has no eval.json; moved to {stale}", flush=True)
             run_dir.rename(stale)
         selfsup.pretrain(method, data, time_budget=budget, seed=seed, run_dir=str(run_dir),
-                         progress=False)
+                         progress=False, **options)
     ev = json.loads((run_dir / "eval.json").read_text())
     metrics = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     steps = max((m["step"] for m in metrics if "step" in m), default=0)
-    return {"method": method, "seed": seed, "run_dir": str(run_dir), "steps": steps,
+    return {"method": spec, "seed": seed, "run_dir": str(run_dir), "steps": steps,
             "knn": ev["knn_top1"], "linear": ev["linear_top1"],
             "raw_knn": ev["raw_pixels_knn_top1"], "rankme": ev.get("rankme")}
 
@@ -77,6 +100,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--root", help="default: runs/methods/<data>-<budget>")
     p.add_argument("--no-append", action="store_true", help="print only; leave RESULTS.md alone")
+    p.add_argument("--title", help="RESULTS.md section title (default: data, budget)")
     a = p.parse_args(argv)
     root = Path(a.root or f"runs/methods/{Path(a.data).stem}-{a.budget}")
     root.mkdir(parents=True, exist_ok=True)
@@ -93,7 +117,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if a.no_append:
         return records
     save_json("methods-table", records)
-    append_table(f"Methods at equal budget: {a.data}, {a.budget} per run, CPU", header, rows,
+    append_table(a.title or f"Methods at equal budget: {a.data}, {a.budget} per run, CPU",
+                 header, rows,
                  "`selfsup pretrain --method M --seed S --time-budget B` with each method's "
                  "recipe, one run at a time; kNN k=200, T=0.1 and linear (C on a validation "
                  f"split) on the test split; runs in {root}")

@@ -66,3 +66,6 @@ def test_method_trains_and_beats_chance(name, tmp_path):
     steps = [r for r in rows if "loss" in r]
     assert steps and all({"step", "epoch", "loss", "lr", "images_per_s"} <= set(r) for r in steps)
     assert all(math.isfinite(r["loss"]) for r in steps)
+    if name == "transitive":  # the method's own terms are logged beside the loss
+        assert all("transitive_pairs" in r for r in steps)
+        assert any(0 <= r.get("neighbour_purity", -1) <= 1 for r in steps)

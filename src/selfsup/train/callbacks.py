@@ -99,6 +99,8 @@ class MetricsLog(L.Callback):
             "images_per_s": round(pl_module.images_per_s, 2),
             "elapsed_s": round(pl_module.elapsed_before + pl_module.session_elapsed(), 2),
         }
+        # the method's own terms of this step beside its loss (loss parts, mined pairs, ...)
+        row |= {k: float(v) for k, v in pl_module.terms.items()}
         self._write(row)
         log_row(trainer.loggers, row, step)  # --logger: the same values as metrics.jsonl
 

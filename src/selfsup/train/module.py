@@ -44,6 +44,7 @@ class PretrainModule(L.LightningModule):
         self.elapsed_before = 0.0  # seconds trained in earlier (resumed) sessions
         self._last_step_time: float | None = None
         self.images_per_s = 0.0
+        self.terms: dict[str, torch.Tensor] = {}  # the method's terms beside its loss, last step
 
     @property
     def warmup_steps(self) -> int:
@@ -76,9 +77,9 @@ class PretrainModule(L.LightningModule):
         self.log("loss", loss.detach(), prog_bar=True, logger=False)
         self.log("lr", self.current_lr(), prog_bar=True, logger=False)
         self.log("img/s", self.images_per_s, prog_bar=True, logger=False)
-        for k, v in out.items():
-            if k != "loss":
-                self.log(k, v.detach(), logger=False)
+        self.terms = {k: v.detach() for k, v in out.items() if k != "loss"}
+        for k, v in self.terms.items():
+            self.log(k, v, logger=False)
         return loss
 
     def check_finite(self, loss: torch.Tensor) -> None:

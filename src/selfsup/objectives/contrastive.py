@@ -42,7 +42,17 @@ class _TwoViewLogits:
         return self.logits.gather(1, self.positive_index[:, None]).squeeze(1)  # (2b,)
 
 
-class NTXent(nn.Module):
+class TemperatureScaled(nn.Module):
+    """Base of the losses over cosine similarities divided by a temperature tau > 0."""
+
+    def __init__(self, temperature: float = 0.1) -> None:
+        super().__init__()
+        if temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {temperature}")
+        self.temperature = temperature
+
+
+class NTXent(TemperatureScaled):
     """NT-Xent, the normalized temperature-scaled cross-entropy of SimCLR.
 
     Chen et al. 2020, "A Simple Framework for Contrastive Learning of Visual Representations",
@@ -62,12 +72,6 @@ class NTXent(nn.Module):
     # Each rank's loss is the mean over its own anchors; the full-batch loss is the ranks' mean.
     distributed_loss: ClassVar[str] = "local_anchors"
 
-    def __init__(self, temperature: float = 0.1) -> None:
-        super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
-        self.temperature = temperature
-
     def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         """z1, z2: (b, D) projections of the two views on this rank; returns a scalar loss."""
         check_two_views(z1, z2)
@@ -77,7 +81,7 @@ class NTXent(nn.Module):
             return F.cross_entropy(pairs.without_self(), pairs.positive_index)
 
 
-class DCL(nn.Module):
+class DCL(TemperatureScaled):
     """Decoupled contrastive loss: NT-Xent with the positive pair taken out of the denominator.
 
     Yeh et al. 2022, "Decoupled Contrastive Learning", eq. (6). With the notation of
@@ -93,12 +97,6 @@ class DCL(nn.Module):
     """
 
     distributed_loss: ClassVar[str] = "local_anchors"
-
-    def __init__(self, temperature: float = 0.1) -> None:
-        super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
-        self.temperature = temperature
 
     def forward(self, z1: torch.Tensor, z2: torch.Tensor) -> torch.Tensor:
         """z1, z2: (b, D) projections of the two views on this rank; returns a scalar loss."""
@@ -147,7 +145,7 @@ def _negatives_logsumexp(pairs: _TwoViewLogits) -> torch.Tensor:
     return torch.logsumexp(negatives, dim=1)
 
 
-class SupCon(nn.Module):
+class SupCon(TemperatureScaled):
     """Supervised contrastive loss, L^sup_out of Khosla et al. 2020 ("Supervised Contrastive
     Learning", eq. (2)).
 
@@ -164,12 +162,6 @@ class SupCon(nn.Module):
     """
 
     distributed_loss: ClassVar[str] = "local_anchors"
-
-    def __init__(self, temperature: float = 0.1) -> None:
-        super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
-        self.temperature = temperature
 
     def forward(self, z1: torch.Tensor, z2: torch.Tensor,
                 labels: torch.Tensor | None = None) -> torch.Tensor:
@@ -193,7 +185,7 @@ class SupCon(nn.Module):
             return (-total / positives.sum(1)).mean()
 
 
-class MomentumInfoNCE(nn.Module):
+class MomentumInfoNCE(TemperatureScaled):
     """MoCo v3's contrastive loss (Chen, Xie and He 2021, "An Empirical Study of Training
     Self-Supervised Vision Transformers", eq. 1 and Algorithm 1), as SiT's current official code
     uses it (Atito et al. 2021, Sara-Ahmed/SiT main.py ``SimCLR.contrastive_loss``): queries q
@@ -209,10 +201,7 @@ class MomentumInfoNCE(nn.Module):
     distributed_loss: ClassVar[str] = "local_anchors"
 
     def __init__(self, temperature: float = 0.2) -> None:
-        super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
-        self.temperature = temperature
+        super().__init__(temperature)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         """q: (b, D) student queries, k: (b, D) their teacher keys; a scalar loss."""

@@ -8,6 +8,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .contrastive import TemperatureScaled
+
 
 class MaskedReconstruction(nn.Module):
     """MAE's pixel reconstruction loss (He et al. 2021, "Masked Autoencoders Are Scalable
@@ -206,7 +208,7 @@ class MaskedTokenDistillation(nn.Module):
         return (w * per_token).sum() / w.sum().clamp_min(1e-12)
 
 
-class HomologousContrastive(nn.Module):
+class HomologousContrastive(TemperatureScaled):
     """MixedAE's homologous contrastive loss (Chen et al. 2023, "Mixed Autoencoder for
     Self-supervised Visual Representation Learning", sec. 3, "homologous contrastive"): in each
     mixed image, a patch's embedding should be nearer the other patches of its own source image
@@ -226,10 +228,7 @@ class HomologousContrastive(nn.Module):
     distributed_loss: ClassVar[str] = "local"
 
     def __init__(self, temperature: float = 0.2) -> None:
-        super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
-        self.temperature = temperature
+        super().__init__(temperature)
 
     def forward(self, z: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
         """``z`` (G, n, D) embeddings of each mixed image's patches, ``sources`` (G, n) ints."""

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from ._inputs import loss_precision
+from .contrastive import TemperatureScaled
 
 
 def check_queue_inputs(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor) -> None:
@@ -27,7 +27,7 @@ def check_queue_inputs(q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor) ->
                          f"{queue.dtype}")
 
 
-class QueueInfoNCE(nn.Module):
+class QueueInfoNCE(TemperatureScaled):
     """InfoNCE against a queue (He et al. 2020, "Momentum Contrast for Unsupervised Visual
     Representation Learning", eq. 1; Chen et al. 2020, "Improved Baselines with Momentum
     Contrastive Learning" for v2's MLP head, augmentations and temperature)::
@@ -40,10 +40,7 @@ class QueueInfoNCE(nn.Module):
     """
 
     def __init__(self, temperature: float = 0.2) -> None:
-        super().__init__()
-        if temperature <= 0:
-            raise ValueError(f"temperature must be positive, got {temperature}")
-        self.temperature = temperature
+        super().__init__(temperature)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor) -> torch.Tensor:
         """q: (B, D) queries, k: (B, D) their positive keys, queue: (K, D); a scalar loss."""

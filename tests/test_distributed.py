@@ -13,6 +13,7 @@ import torch.multiprocessing as mp
 from selfsup import distributed
 from selfsup.objectives import OBJECTIVES, CosineTriplet
 from selfsup.objectives.predictive import LatentPredictionMSE
+from selfsup.objectives.redundancy import MixedBarlowTwinsRegularizer
 
 WORLD = 2
 BATCH, DIM = 8, 6  # global batch; each rank holds BATCH // WORLD rows
@@ -78,6 +79,32 @@ def latent_prediction_step(x1, x2, weight, ddp: bool) -> dict[str, torch.Tensor]
     return {"loss": loss.detach(), "weight_grad": weight.grad, "x1_grad": x1.grad}
 
 
+MIX_ALPHA = 0.3
+LOCAL_PERMS = (torch.tensor([2, 0, 3, 1]), torch.tensor([1, 3, 0, 2]))  # each rank's own rows
+
+
+def mixed_regularizer_step(x1, x2, weight, r: int | None) -> dict[str, torch.Tensor]:
+    """Mixed Barlow Twins' regularizer through z = x @ W, the mixed input built as the method
+    does (x_m = alpha x1 + (1 - alpha) x2[perm], each rank permuting its own rows): rank r's
+    rows under DDP, or (r None) the full batch with the ranks' permutations as one block one."""
+    if r is None:
+        b = BATCH // WORLD
+        rows, perm = slice(None), torch.cat([p + i * b for i, p in enumerate(LOCAL_PERMS)])
+    else:
+        rows, perm = rank_rows(r), LOCAL_PERMS[r]
+    x1, x2 = x1[rows].clone().requires_grad_(), x2[rows].clone().requires_grad_()
+    weight = weight.clone().requires_grad_()
+    x_m = MIX_ALPHA * x1 + (1 - MIX_ALPHA) * x2[perm]
+    loss = MixedBarlowTwinsRegularizer()(x1 @ weight, x2 @ weight, x_m @ weight, perm,
+                                         MIX_ALPHA)
+    loss.backward()
+    if r is not None:
+        dist.all_reduce(weight.grad)
+        weight.grad /= dist.get_world_size()
+    return {"loss": loss.detach(), "weight_grad": weight.grad,
+            "x1_grad": x1.grad, "x2_grad": x2.grad}
+
+
 def worker(r: int, store: str, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=r, world_size=WORLD)
     try:
@@ -106,6 +133,7 @@ def worker(r: int, store: str, out: str) -> None:
                                         ddp=True)
         results["latent_prediction"] = latent_prediction_step(x1[rows], x2[rows], weight,
                                                               ddp=True)
+        results["mixed_barlow_twins"] = mixed_regularizer_step(x1, x2, weight, r)
         torch.save(results, Path(out) / f"rank{r}.pt")
     finally:
         dist.destroy_process_group()
@@ -208,3 +236,17 @@ def test_latent_prediction_mse_under_ddp_equals_the_full_batch(ranks):
         # a rank's mean is over half the rows: twice the full-batch gradient of its rows
         torch.testing.assert_close(res["x1_grad"] / WORLD, full["x1_grad"][rank_rows(r)],
                                    atol=1e-6, rtol=0)
+
+
+def test_mixed_barlow_twins_regularizer_under_ddp_equals_the_full_batch(ranks):
+    # distributed_loss "global": every rank computes the full-batch value, each rank mixing
+    # its own samples (the full batch's permutation is the ranks' block permutation)
+    assert MixedBarlowTwinsRegularizer.distributed_loss == "global"
+    full = mixed_regularizer_step(*fixed_batch(), r=None)
+    assert full["loss"] > 0
+    for r, res in enumerate(res["mixed_barlow_twins"] for res in ranks):
+        torch.testing.assert_close(res["loss"], full["loss"], atol=1e-6, rtol=0)
+        torch.testing.assert_close(res["weight_grad"], full["weight_grad"], atol=1e-6, rtol=0)
+        for key in ("x1_grad", "x2_grad"):
+            torch.testing.assert_close(res[key] / WORLD, full[key][rank_rows(r)],
+                                       atol=1e-6, rtol=0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -16,37 +17,45 @@ class TimeBudget(L.Callback):
     """Stops cleanly when the wall-clock budget is spent, and sizes the lr schedule to it.
 
     After ``calibrate_at`` steps it measures the step time and fixes ``total_steps`` so the cosine
-    reaches its end as the budget runs out. Rank 0's estimate is broadcast so every process
-    follows the same schedule.
+    reaches its end as the budget runs out. During the schedule's first half it measures again
+    every ``refine_every`` steps, or every eighth of the schedule when that is shorter (at
+    least 10 steps), each time from the steps since the last measurement: a start slowed by
+    something else on the machine would otherwise fix a schedule that ends long before the
+    budget. Rank 0's estimate is broadcast so every process follows the same schedule.
     """
 
     def __init__(self, budget_s: float, calibrate_from: int = 5, calibrate_at: int = 25,
-                 refine_every: int = 100):
+                 refine_every: int = 100, clock: Callable[[], float] = time.perf_counter):
         self.budget_s = budget_s
         self.refine_every = refine_every
         self.calibrate_from = calibrate_from
         self.calibrate_at = calibrate_at
-        self._t_from: float | None = None
+        self.clock = clock
+        self._since: tuple[float, int] | None = None  # (time, step) the next measure starts at
         self.calibrated = False
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # every session measures again: a resumed run may have a new budget or another machine
-        self._t_from = None
+        self._since = None
         self._start_step = trainer.global_step
         self.calibrated = False
+
+    def refine_interval(self, total_steps: int) -> int:
+        return max(10, min(self.refine_every, total_steps // 8))
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         done = trainer.global_step - self._start_step
         if done == self.calibrate_from:
-            self._t_from = time.perf_counter()
-        # measure at calibrate_at, then refine every `refine_every` steps during the first half:
-        # the first steps run slower (allocator and kernel warm-up), so one early estimate
-        # stops the cosine short of the budget
+            self._since = (self.clock(), done)
+        # the first steps run slower (allocator and kernel warm-up): measure from calibrate_from
         due = done == self.calibrate_at or (
-            self.calibrated and done % self.refine_every == 0
+            self.calibrated and self._since is not None
+            and done - self._since[1] >= self.refine_interval(pl_module.total_steps)
             and trainer.global_step < pl_module.total_steps // 2)
-        if due and self._t_from is not None:
-            per_step = (time.perf_counter() - self._t_from) / (done - self.calibrate_from)
+        if due and self._since is not None:
+            now, (then, then_done) = self.clock(), self._since
+            per_step = (now - then) / (done - then_done)
+            self._since = (now, done)
             left = self.budget_s - pl_module.elapsed_before - pl_module.session_elapsed()
             total = trainer.global_step + max(1, int(left / per_step))
             pl_module.total_steps = int(trainer.strategy.broadcast(total, src=0))

@@ -11,7 +11,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from selfsup import distributed
-from selfsup.objectives import OBJECTIVES, CosineTriplet
+from selfsup.objectives import OBJECTIVES, CosineTriplet, ISogCLR, SupCon
+from selfsup.objectives.contrastive import MomentumInfoNCE
 from selfsup.objectives.predictive import LatentPredictionMSE
 from selfsup.objectives.redundancy import MixedBarlowTwinsRegularizer
 
@@ -79,6 +80,20 @@ def latent_prediction_step(x1, x2, weight, ddp: bool) -> dict[str, torch.Tensor]
     return {"loss": loss.detach(), "weight_grad": weight.grad, "x1_grad": x1.grad}
 
 
+LABELS = torch.tensor([0, 1, 0, 2, 1, 0, 2, 2])  # SupCon's classes, across both ranks
+INDICES = torch.tensor([11, 0, 4, 7, 2, 9, 5, 1])  # iSogCLR's dataset indices of the batch
+
+
+def supcon_with_labels(rows: slice):
+    return lambda z1, z2: SupCon()(z1, z2, LABELS[rows])
+
+
+def isogclr_with_indices(rows: slice):
+    """iSogCLR over 12 samples; the loss keeps its per-sample state for the test to compare."""
+    loss = ISogCLR(12).double()
+    return lambda z1, z2: loss(z1, z2, INDICES[rows]), loss
+
+
 MIX_ALPHA = 0.3
 LOCAL_PERMS = (torch.tensor([2, 0, 3, 1]), torch.tensor([1, 3, 0, 2]))  # each rank's own rows
 
@@ -134,6 +149,14 @@ def worker(r: int, store: str, out: str) -> None:
         results["latent_prediction"] = latent_prediction_step(x1[rows], x2[rows], weight,
                                                               ddp=True)
         results["mixed_barlow_twins"] = mixed_regularizer_step(x1, x2, weight, r)
+        # objectives with inputs or state beyond two projections
+        results["supcon_labels"] = step(supcon_with_labels(rows), x1[rows], x2[rows], weight,
+                                        ddp=True)
+        results["momentum_info_nce"] = step(MomentumInfoNCE(), x1[rows], x2[rows], weight,
+                                            ddp=True)
+        isogclr, loss = isogclr_with_indices(rows)
+        results["isogclr"] = step(isogclr, x1[rows], x2[rows], weight, ddp=True)
+        results["isogclr_state"] = loss.state_dict()
         torch.save(results, Path(out) / f"rank{r}.pt")
     finally:
         dist.destroy_process_group()
@@ -207,18 +230,48 @@ def test_objective_under_ddp_equals_the_full_batch(ranks, name):
                                        atol=1e-6, rtol=0)
 
 
+def assert_local_anchors(local: list[dict], full: dict, keys=("x1_grad", "x2_grad")) -> None:
+    """A "local_anchors" loss under DDP: the ranks' mean loss is the full-batch loss, the
+    averaged weight gradient its gradient, and each rank's input gradient world_size times its
+    rows of the full-batch one (the gather sums every rank's gradient into the rows it owns)."""
+    torch.testing.assert_close(torch.stack([res["loss"] for res in local]).mean(), full["loss"],
+                               atol=1e-6, rtol=0)
+    for r, res in enumerate(local):
+        torch.testing.assert_close(res["weight_grad"], full["weight_grad"], atol=1e-6, rtol=0)
+        for key in keys:
+            torch.testing.assert_close(res[key] / WORLD, full[key][rank_rows(r)],
+                                       atol=1e-6, rtol=0)
+
+
 def test_triplet_with_edges_under_ddp_equals_the_full_batch(ranks):
     # positives and ignores are (local, global): their columns must index the gathered batch
     full = step(triplet_with_edges(slice(None)), *fixed_batch(), ddp=False)
-    local = [res["triplet_edges"] for res in ranks]
-    losses = torch.stack([res["loss"] for res in local])
     assert full["loss"] > 0
-    torch.testing.assert_close(losses.mean(), full["loss"], atol=1e-6, rtol=0)
-    for r, res in enumerate(local):
-        torch.testing.assert_close(res["weight_grad"], full["weight_grad"], atol=1e-6, rtol=0)
-        for key in ("x1_grad", "x2_grad"):
-            torch.testing.assert_close(res[key] / WORLD, full[key][rank_rows(r)],
-                                       atol=1e-6, rtol=0)
+    assert_local_anchors([res["triplet_edges"] for res in ranks], full)
+
+
+def test_supcon_gathers_labels_across_ranks(ranks):
+    # positives by label across ranks: sample 0 (rank 0) and 5 (rank 1) share class 0
+    full = step(supcon_with_labels(slice(None)), *fixed_batch(), ddp=False)
+    assert_local_anchors([res["supcon_labels"] for res in ranks], full)
+
+
+def test_momentum_info_nce_gathers_keys_across_ranks(ranks):
+    # each rank's queries against every rank's keys; the keys (the teacher's) carry no gradient
+    full = step(MomentumInfoNCE(), *fixed_batch(), ddp=False)
+    assert full["x2_grad"] is None
+    assert_local_anchors([res["momentum_info_nce"] for res in ranks], full, keys=("x1_grad",))
+
+
+def test_isogclr_ranks_equal_the_full_batch_and_share_their_state(ranks):
+    # its per-sample moving averages and temperatures, updated from the global batch, end the
+    # step the same on every rank and equal to one process's
+    isogclr, loss = isogclr_with_indices(slice(None))
+    full = step(isogclr, *fixed_batch(), ddp=False)
+    assert_local_anchors([res["isogclr"] for res in ranks], full)
+    for res in ranks:
+        for name, value in loss.state_dict().items():
+            torch.testing.assert_close(res["isogclr_state"][name], value, atol=1e-6, rtol=0)
 
 
 def test_latent_prediction_mse_under_ddp_equals_the_full_batch(ranks):

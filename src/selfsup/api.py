@@ -243,7 +243,7 @@ def pretrain(method: str | None = None, data: str | None = None, *,
     A source without labels is evaluated with RankMe and the collapse check only.
     ``report=False`` skips report.html after the evaluation (`selfsup report RUN_DIR` writes it
     later from the run directory). ``callbacks``: the user's own Lightning callbacks, run
-    after selfsup's (snapshots, extra monitors); they leave the run directory's files alone.
+    after selfsup's (snapshots, extra monitors); they must not write the run's own files.
     """
     if eval_data is not None:
         if not evaluate_after:

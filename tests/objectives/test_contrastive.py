@@ -263,36 +263,6 @@ def test_new_losses_one_rank_group_is_exactly_the_plain_path(one_rank_group, mak
         assert torch.equal(p, g)
 
 
-def supcon_rank(r: int, store: str, out: str) -> None:
-    """One of two gloo ranks: SupCon with labels on this rank's half of a fixed batch."""
-    import torch.distributed as dist
-
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=r, world_size=2)
-    try:
-        z1, z2 = random_pair(17, b=8)
-        labels = torch.tensor([0, 1, 0, 2, 1, 0, 2, 2])
-        rows = slice(4 * r, 4 * r + 4)
-        loss, g1, g2 = loss_and_grads(lambda a, b: SupCon()(a, b, labels[rows]), z1[rows], z2[rows])
-        torch.save({"loss": loss, "g1": g1, "g2": g2}, f"{out}/rank{r}.pt")
-    finally:
-        dist.destroy_process_group()
-
-
-def test_supcon_gathers_labels_across_two_ranks(tmp_path):
-    import torch.multiprocessing as mp
-
-    mp.spawn(supcon_rank, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2)
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
-    z1, z2 = random_pair(17, b=8)
-    labels = torch.tensor([0, 1, 0, 2, 1, 0, 2, 2])
-    full, g1, g2 = loss_and_grads(lambda a, b: SupCon()(a, b, labels), z1, z2)
-    # Each rank's loss is the mean over its own anchors; the gather sums every rank's gradient
-    # into the rows it owns, i.e. world_size times the full-batch gradient.
-    torch.testing.assert_close((ranks[0]["loss"] + ranks[1]["loss"]) / 2, full, atol=1e-9, rtol=0)
-    torch.testing.assert_close(torch.cat([res["g1"] for res in ranks]) / 2, g1, atol=1e-9, rtol=0)
-    torch.testing.assert_close(torch.cat([res["g2"] for res in ranks]) / 2, g2, atol=1e-9, rtol=0)
-
-
 def momentum_info_nce_reference(q, k, tau):
     """MoCo v3's ctr(q, k) one query at a time, as Sara-Ahmed/SiT main.py
     ``SimCLR.contrastive_loss`` computes it: normalize, logits q.k / tau over every key,
@@ -328,36 +298,3 @@ def test_momentum_info_nce_hand_computed_and_keys_without_gradient():
         MomentumInfoNCE(0.0)
     with pytest.raises(ValueError, match="shape"):
         MomentumInfoNCE()(torch.zeros(4, 3), torch.zeros(5, 3))
-
-
-def momentum_rank(r: int, store: str, out: str) -> None:
-    """One of two gloo ranks: MomentumInfoNCE on this rank's half of a fixed batch."""
-    import torch.distributed as dist
-
-    dist.init_process_group("gloo", init_method=f"file://{store}", rank=r, world_size=2)
-    try:
-        q, k = random_pair(23, b=8)
-        rows = slice(4 * r, 4 * r + 4)
-        q = q[rows].clone().requires_grad_()
-        loss = MomentumInfoNCE()(q, k[rows])
-        (gq,) = torch.autograd.grad(loss, q)
-        torch.save({"loss": loss.detach(), "gq": gq}, f"{out}/rank{r}.pt")
-    finally:
-        dist.destroy_process_group()
-
-
-def test_momentum_info_nce_gathers_keys_across_two_ranks(tmp_path):
-    import torch.multiprocessing as mp
-
-    mp.spawn(momentum_rank, args=(str(tmp_path / "store"), str(tmp_path)), nprocs=2)
-    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2)]
-    q, k = random_pair(23, b=8)
-    q = q.detach().clone().requires_grad_()
-    full = MomentumInfoNCE()(q, k)
-    (gq,) = torch.autograd.grad(full, q)
-    # each rank averages its own queries against all 8 keys: the ranks' mean is the full loss,
-    # and a rank's gradient is world_size times its rows of the full-batch gradient
-    torch.testing.assert_close((ranks[0]["loss"] + ranks[1]["loss"]) / 2, full.detach(),
-                               atol=1e-9, rtol=0)
-    torch.testing.assert_close(torch.cat([res["gq"] for res in ranks]) / 2, gq, atol=1e-9,
-                               rtol=0)

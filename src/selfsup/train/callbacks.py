@@ -48,11 +48,11 @@ class TimeBudget(L.Callback):
         if done == self.calibrate_from:
             self._since = (self.clock(), done)
         # the first steps run slower (allocator and kernel warm-up): measure from calibrate_from
-        due = done == self.calibrate_at or (
-            self.calibrated and self._since is not None
+        due = self._since is not None and (done == self.calibrate_at or (
+            self.calibrated
             and done - self._since[1] >= self.refine_interval(pl_module.total_steps)
-            and trainer.global_step < pl_module.total_steps // 2)
-        if due and self._since is not None:
+            and trainer.global_step < pl_module.total_steps // 2))
+        if due:
             now, (then, then_done) = self.clock(), self._since
             per_step = (now - then) / (done - then_done)
             self._since = (now, done)

@@ -1,3 +1,4 @@
+import numpy as np
 import pytest
 import torch
 
@@ -57,3 +58,38 @@ def test_crop_ratio_scales_with_input_size():
         pre = Preprocessing(input_size, 1, (0.5,), (0.5,))
         v1, _ = TwoCropViews(pre, ViewConfig(crop_ratio=0.86))(_ramp(2, size=input_size))
         assert v1.shape[-1] == expected
+
+
+def _progressive(min_crop_ratio: float = 0.5, **cfg) -> TwoCropViews:
+    pre = Preprocessing(28, 1, (0.5,), (0.5,))  # final crops 0.72 x 28 = 20 px
+    return TwoCropViews(pre, ViewConfig(crop_ratio=0.72, min_crop_ratio=min_crop_ratio, **cfg))
+
+
+def test_progressive_resizing_follows_ffcv_ramp():
+    views = _progressive(resolution_ramp=(0.5, 0.75))  # 14 px until half way, 20 px at 3/4
+    progress = np.array([0.0, 0.25, 0.5, 0.625, 0.75, 1.0])
+    # by hand: 14 + (20 - 14) * (0.625 - 0.5) / 0.25 = 17
+    assert views.side_at(progress).tolist() == [14, 14, 14, 17, 20, 20]
+    torch.testing.assert_close(torch.as_tensor(views.relative_cost(progress)),
+                               torch.as_tensor([0.49, 0.49, 0.49, 0.7225, 1.0, 1.0],
+                                               dtype=torch.float64))
+    for p, side in [(0.0, 14), (0.625, 17), (1.0, 20)]:
+        views.set_progress(p)
+        v1, v2 = views(_ramp(2))
+        assert v1.shape == v2.shape == (2, 1, side, side)
+
+
+def test_one_size_without_progressive_resizing():
+    views = TwoCropViews(Preprocessing(28, 1, (0.5,), (0.5,)), ViewConfig(crop_ratio=0.72))
+    views.set_progress(0.0)
+    assert views(_ramp(2))[0].shape[-1] == 20
+    assert views.relative_cost(np.linspace(0, 1, 5)).tolist() == [1.0] * 5
+
+
+def test_progressive_resizing_rejects_crops_that_shrink_and_bad_ramps():
+    with pytest.raises(ValueError, match="min_crop_ratio gives 25 px"):
+        _progressive(min_crop_ratio=0.9)
+    with pytest.raises(ValueError, match="resolution_ramp"):
+        ViewConfig(min_crop_ratio=0.5, resolution_ramp=(0.9, 0.5)).validate()
+    with pytest.raises(ValueError, match="min_crop_ratio"):
+        ViewConfig(min_crop_ratio=0.0).validate()

@@ -43,6 +43,7 @@ class Method(nn.Module):
     ``indices``) and returns a dict holding ``loss`` plus anything worth logging. Methods never
     own an optimizer or a loop. Stateful methods need no special case in the trainer either:
 
+    - ``set_progress(progress)`` runs before every step (the views' crop size);
     - ``after_optimizer_step(progress)`` runs after every optimizer step (momentum teachers);
     - state kept in registered buffers (queues, temperatures) travels in every checkpoint and
       comes back on resume.
@@ -69,6 +70,11 @@ class Method(nn.Module):
 
     def training_loss(self, batch: Batch) -> dict[str, torch.Tensor]:
         raise NotImplementedError
+
+    def set_progress(self, progress: float) -> None:
+        """Called before each step with progress = step / total steps, in [0, 1]; the views
+        follow it (progressive resizing grows the crops)."""
+        self.views.set_progress(progress)
 
     def after_optimizer_step(self, progress: float) -> None:
         """Called after each optimizer step with progress = step / total steps, in [0, 1]."""

@@ -9,8 +9,34 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import numpy as np
 
 from .trackers import log_row
+
+
+Cost = Callable[[np.ndarray], np.ndarray]
+
+
+def constant_cost(progress: np.ndarray) -> np.ndarray:
+    return np.ones_like(np.asarray(progress, dtype=float))
+
+
+def fit_total_steps(step: int, left_s: float, unit_s: float, cost: Cost = constant_cost) -> int:
+    """The largest schedule T whose steps ``step .. T-1`` fit in ``left_s`` seconds when step s
+    takes ``unit_s * cost(s / T)`` (at least ``step + 1``). With a constant cost this is
+    ``step + left_s // unit_s``; progressive resizing makes early steps cheaper."""
+    def spent(total: int) -> float:
+        return unit_s * float(cost(np.arange(step, total) / total).sum())
+
+    cheapest = max(float(cost(np.zeros(1))[0]), 1e-3)
+    lo, hi = step + 1, step + 1 + int(left_s / (unit_s * cheapest)) + 1
+    while lo < hi:  # bisection on T: spent(T) grows with T
+        mid = (lo + hi + 1) // 2
+        if spent(mid) <= left_s:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
 
 
 class TimeBudget(L.Callback):
@@ -22,23 +48,33 @@ class TimeBudget(L.Callback):
     least 10 steps), each time from the steps since the last measurement: a start slowed by
     something else on the machine would otherwise fix a schedule that ends long before the
     budget. Rank 0's estimate is broadcast so every process follows the same schedule.
+
+    ``cost(progress)`` is a step's cost relative to the final steps' (the views'
+    ``relative_cost``: below 1 while progressive resizing trains on small crops). A
+    measurement then gives the time of one unit of cost, and the schedule is the longest whose
+    remaining steps fit (`fit_total_steps`). Until one measurement has seen only full-cost
+    steps it also measures again in the second half, where the crops grow.
     """
 
     def __init__(self, budget_s: float, calibrate_from: int = 5, calibrate_at: int = 25,
-                 refine_every: int = 100, clock: Callable[[], float] = time.perf_counter):
+                 refine_every: int = 100, clock: Callable[[], float] = time.perf_counter,
+                 cost: Cost = constant_cost):
         self.budget_s = budget_s
         self.refine_every = refine_every
         self.calibrate_from = calibrate_from
         self.calibrate_at = calibrate_at
         self.clock = clock
+        self.cost = cost
         self._since: tuple[float, int] | None = None  # (time, step) the next measure starts at
         self.calibrated = False
+        self._measured_below_full_cost = True
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # every session measures again: a resumed run may have a new budget or another machine
         self._since = None
         self._start_step = trainer.global_step
         self.calibrated = False
+        self._measured_below_full_cost = True
 
     def refine_interval(self, total_steps: int) -> int:
         return max(10, min(self.refine_every, total_steps // 8))
@@ -48,16 +84,20 @@ class TimeBudget(L.Callback):
         if done == self.calibrate_from:
             self._since = (self.clock(), done)
         # the first steps run slower (allocator and kernel warm-up): measure from calibrate_from
+        total = pl_module.total_steps
         due = self._since is not None and (done == self.calibrate_at or (
             self.calibrated
-            and done - self._since[1] >= self.refine_interval(pl_module.total_steps)
-            and trainer.global_step < pl_module.total_steps // 2))
+            and done - self._since[1] >= self.refine_interval(total)
+            and (trainer.global_step < total // 2 or self._measured_below_full_cost)))
         if due:
             now, (then, then_done) = self.clock(), self._since
-            per_step = (now - then) / (done - then_done)
+            first = self._start_step + then_done  # the window's global steps: first .. step-1
+            window_cost = self.cost(np.arange(first, trainer.global_step) / total)
+            unit_s = (now - then) / float(window_cost.sum())
+            self._measured_below_full_cost = bool(window_cost.min() < 1)
             self._since = (now, done)
             left = self.budget_s - pl_module.elapsed_before - pl_module.session_elapsed()
-            total = trainer.global_step + max(1, int(left / per_step))
+            total = fit_total_steps(trainer.global_step, left, unit_s, self.cost)
             pl_module.total_steps = int(trainer.strategy.broadcast(total, src=0))
             self.calibrated = True
         spent = pl_module.elapsed_before + pl_module.session_elapsed()

@@ -57,6 +57,7 @@ class PretrainModule(L.LightningModule):
         lr = self.current_lr()
         for group in self.optimizers().optimizer.param_groups:
             group["lr"] = lr
+        self.method.set_progress(min(1.0, self.global_step / max(1, self.total_steps)))
 
     def training_step(self, batch: Batch, batch_idx: int):
         # labels never train; methods with per-sample state read batch.indices

@@ -278,7 +278,9 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
     if config.schedule == "infinite" and config.anneal_fraction > 0:
         hooks.append(ConstantPhaseCheckpoint(run.constant, config.anneal_fraction))
     if budget is not None:
-        hooks.insert(0, TimeBudget(budget, calibrate_at=25 if config.epochs is None else 10**9))
+        # the views say what a step costs as training goes (progressive resizing: less early)
+        hooks.insert(0, TimeBudget(budget, calibrate_at=25 if config.epochs is None else 10**9,
+                                   cost=method.views.relative_cost))
     hooks += callbacks
     if progress:
         hooks.append(PretrainProgressBar(leave=True))

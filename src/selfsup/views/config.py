@@ -20,6 +20,12 @@ class ViewConfig:
     # al. 2019, "Fixing the train-test resolution discrepancy").
     crop_ratio: float = 1.0
     crop_size: int | None = None
+    # Progressive resizing (FFCV, Leclerc et al. 2023): the training crops start at
+    # ``min_crop_ratio`` of the input side and keep it until ``resolution_ramp[0]`` of training,
+    # then grow linearly to the crop size above, reached at ``resolution_ramp[1]``. FFCV's
+    # ImageNet configs ramp over epochs 29-34 of 40 (0.725-0.85). None: one size throughout.
+    min_crop_ratio: float | None = None
+    resolution_ramp: tuple[float, float] = (0.725, 0.85)
     flip_p: float = 0.5
     jitter_p: float = 0.8
     jitter_strength: float = 0.5  # SimCLR's s: brightness=contrast=saturation=0.8s, hue=0.2s
@@ -71,6 +77,16 @@ class ViewConfig:
             if not 0 < getattr(self, name) <= 4:
                 raise ValueError(f"view setting {name} must be in (0, 4], got "
                                  f"{getattr(self, name)!r}")
+        if self.min_crop_ratio is not None and not (
+                isinstance(self.min_crop_ratio, (int, float)) and 0 < self.min_crop_ratio <= 4):
+            raise ValueError(f"view setting min_crop_ratio must be in (0, 4] or null, got "
+                             f"{self.min_crop_ratio!r}")
+        ramp = self.resolution_ramp
+        if (not isinstance(ramp, (list, tuple)) or len(ramp) != 2
+                or not all(isinstance(v, (int, float)) for v in ramp)
+                or not 0 <= ramp[0] <= ramp[1] <= 1):
+            raise ValueError(f"view setting resolution_ramp must be two fractions of training "
+                             f"[start, end] with 0 <= start <= end <= 1, got {ramp!r}")
         if self.crop_size is not None and self.crop_size < 1:
             raise ValueError(f"view setting crop_size must be >= 1 pixel, got {self.crop_size}")
         if not (isinstance(self.field_strength, (int, float))

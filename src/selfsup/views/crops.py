@@ -7,6 +7,7 @@ parameters; the batch never leaves the device it is on and never goes through PI
 from __future__ import annotations
 
 import kornia.augmentation as K
+import numpy as np
 import torch
 from torch import nn
 
@@ -70,15 +71,56 @@ def _check_uint8(images: torch.Tensor) -> None:
         raise TypeError(f"views take uint8 images, got {images.dtype}")
 
 
-class TwoCropViews(nn.Module):
-    """uint8 (B, C, H, W) -> two float views (B, C, S, S) (SimCLR, MoCo, Barlow Twins)."""
+class ViewMaker(nn.Module):
+    """What the trainer asks of every view maker beside ``forward``: before each step it hands
+    over the training progress (``set_progress``), and the time budget asks what a step costs
+    at a given progress, relative to a step at the end of training (``relative_cost``). A view
+    maker of one fixed size needs neither: these defaults are that case."""
+
+    def set_progress(self, progress: float) -> None:
+        """Training progress in [0, 1], before each step."""
+
+    def relative_cost(self, progress: np.ndarray) -> np.ndarray:
+        """A step's cost at each ``progress`` as a fraction of the final steps' cost."""
+        return np.ones_like(np.asarray(progress, dtype=float))
+
+
+class TwoCropViews(ViewMaker):
+    """uint8 (B, C, H, W) -> two float views (B, C, S, S) (SimCLR, MoCo, Barlow Twins).
+
+    With ``config.min_crop_ratio`` the side S follows FFCV's progressive resizing: ``side_at``.
+    """
 
     def __init__(self, preprocessing: Preprocessing, config: ViewConfig | None = None):
         super().__init__()
         self.config = config or ViewConfig()
         self.preprocessing = preprocessing
         self.size = _side(self.config.crop_ratio, preprocessing, self.config.crop_size)
+        self.start_size = self.size
+        if self.config.min_crop_ratio is not None:
+            self.start_size = _side(self.config.min_crop_ratio, preprocessing)
+            if self.start_size > self.size:
+                raise ValueError(f"view setting min_crop_ratio gives {self.start_size} px "
+                                 f"crops, above the final {self.size} px: progressive resizing "
+                                 "grows the crops, so it must be the smaller")
         self.crop = CropAugment(preprocessing, self.config, self.size, self.config.crop_scale)
+
+    def side_at(self, progress: np.ndarray) -> np.ndarray:
+        """The global crops' side (pixels) at training ``progress``: ``start_size`` until the
+        ramp starts, linear to ``size`` over the ramp, then ``size`` (FFCV's
+        ``get_resolution``, rounded to whole pixels instead of multiples of 32)."""
+        start, end = self.config.resolution_ramp
+        side = np.interp(progress, [start, end], [self.start_size, self.size])
+        return np.rint(side).astype(int)
+
+    def set_progress(self, progress: float) -> None:
+        self.crop.size = int(self.side_at(progress))
+
+    def relative_cost(self, progress: np.ndarray) -> np.ndarray:
+        # a convolution's FLOPs grow with the pixels; the step's fixed costs (optimizer, heads)
+        # do not shrink, so this overstates the savings of small crops. TimeBudget therefore
+        # measures again once the crops have reached full size.
+        return (self.side_at(progress) / self.size) ** 2
 
     def one_view(self, images: torch.Tensor) -> torch.Tensor:
         return self.crop(images)
@@ -117,7 +159,7 @@ class MultiCropViews(TwoCropViews):
         return views + [self.small(images) for _ in range(self.config.small_crops)]
 
 
-class IdentityViews(nn.Module):
+class IdentityViews(ViewMaker):
     """uint8 (B, C, H, W) -> the encoder's own preprocessing, no augmentation (B, C, S, S);
     for a table encoder, raw rows (B, F) -> its preprocessed inputs (B, T)."""
 

@@ -4,7 +4,8 @@ One `selfsup pretrain` per (method, seed), one at a time, each into
 ``runs/methods/<data>-<budget>/<method>-s<seed>``. A run whose eval.json exists is reused, not
 retrained, so a sweep longer than one sitting can be run in pieces (same command again) and the
 table rebuilt from what is there. A run directory without eval.json (interrupted) is trained
-again from scratch into a fresh directory beside it.
+again from scratch into a fresh directory beside it. ``--trained-only`` trains nothing and
+tables the finished runs, each row saying how many seeds it has.
 
 Issue 6's tables (each about (budget + 1 minute) x methods x seeds of wall time):
     python benchmarks/methods_table.py --budget 10m --seeds 0 1 2 \
@@ -58,9 +59,13 @@ def parse_spec(spec: str) -> tuple[str, dict]:
     return method, options
 
 
-def train_or_reuse(spec: str, seed: int, data: str, budget: str, root: Path) -> dict:
+def train_or_reuse(spec: str, seed: int, data: str, budget: str, root: Path,
+                   trained_only: bool = False) -> dict | None:
+    """The run's record, trained first if it has no eval.json (None under ``trained_only``)."""
     method, options = parse_spec(spec)
     run_dir = run_dir_for(root, spec.replace("[", "-").replace(";", "-").rstrip("]"), seed)
+    if trained_only and not (run_dir / "eval.json").is_file():
+        return None
     if not (run_dir / "eval.json").is_file():
         if run_dir.exists():  # interrupted: keep it, train beside it
             stale = run_dir.with_name(run_dir.name + "-interrupted")
@@ -81,6 +86,8 @@ def table(records: list[dict], methods: list[str]) -> list[list]:
     rows = []
     for method in methods:
         mine = [r for r in records if r["method"] == method]
+        if not mine:
+            continue
         knn = [100 * r["knn"] for r in mine]
         raw = 100 * mine[0]["raw_knn"]
         rows.append([method, len(mine), mean_std(knn),
@@ -101,14 +108,19 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--root", help="default: runs/methods/<data>-<budget>")
     p.add_argument("--no-append", action="store_true", help="print only; leave RESULTS.md alone")
     p.add_argument("--title", help="RESULTS.md section title (default: data, budget)")
+    p.add_argument("--trained-only", action="store_true",
+                   help="train nothing: the table from the runs that have finished (the seeds "
+                        "column says how many each method has)")
     a = p.parse_args(argv)
     root = Path(a.root or f"runs/methods/{Path(a.data).stem}-{a.budget}")
     root.mkdir(parents=True, exist_ok=True)
     records = []
     for seed in a.seeds:  # seed-major: a sweep cut short still has every method once
         for method in a.methods:
-            records.append(train_or_reuse(method, seed, a.data, a.budget, root))
-            print(records[-1], flush=True)
+            record = train_or_reuse(method, seed, a.data, a.budget, root, a.trained_only)
+            if record is not None:
+                records.append(record)
+                print(record, flush=True)
     header = ["method", "seeds", "kNN top-1 % (mean ± std)", "linear top-1 % (mean ± std)",
               "kNN per seed", "raw-pixel kNN %", "beats raw pixels (every seed)", "steps (mean)"]
     rows = table(records, a.methods)

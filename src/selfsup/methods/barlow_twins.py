@@ -16,7 +16,7 @@ from ..objectives import BarlowTwins as BarlowTwinsLoss
 from ..views import ViewConfig
 from .base import Method, Recipe
 from .heads import projection_mlp
-from .multicrop import multi_crop_loss, project_views
+from .self_distillation import SelfDistillation, two_view_loss
 from .registry import register
 
 
@@ -34,15 +34,29 @@ class BarlowTwins(Method):
     def __init__(self, backbone: nn.Module, views: nn.Module, data: DataSpec,
                  lambda_: float = 0.0051,
                  proj_hidden_dim: int = 512, proj_dim: int = 512, proj_layers: int = 3,
-                 loss_scale: float = 0.1):
+                 loss_scale: float = 0.1, teacher_momentum: float | None = None):
         super().__init__(backbone, views, data)
         self.projector = projection_mlp(backbone.dim, proj_hidden_dim, proj_dim, proj_layers)
         self.objective = BarlowTwinsLoss(lambda_=lambda_)
         # The loss sums D diagonal terms; scaling it keeps LARS's step sizes in range (as the
         # solo-learn CIFAR recipe does).
         self.loss_scale = loss_scale
+        # None: the paper's Barlow Twins; a momentum: targets from a teacher
+        # (self_distillation.py)
+        self.distillation = None if teacher_momentum is None else SelfDistillation(
+            self.student, proj_dim, proj_hidden_dim, teacher_momentum)
+
+    @property
+    def student(self) -> nn.Module:
+        return nn.Sequential(self.backbone, self.projector)
 
     def training_loss(self, batch: Batch) -> dict[str, torch.Tensor]:
         # two views (B, C, S, S), or two plus small crops under multi_crop views
-        z = project_views(self.views(batch.inputs), lambda x: self.projector(self.encode(x)))
-        return {"loss": self.loss_scale * multi_crop_loss(self.objective, z)}
+        views = self.views(batch.inputs)
+        loss = two_view_loss(self.objective, views, lambda x: self.projector(self.encode(x)),
+                             self.distillation)
+        return {"loss": self.loss_scale * loss}
+
+    def after_optimizer_step(self, progress: float) -> None:
+        if self.distillation is not None:
+            self.distillation.follow(self.student, progress)

@@ -16,7 +16,7 @@ from ..objectives import NTXent
 from ..views import ViewConfig
 from .base import Method, Recipe
 from .heads import projection_mlp
-from .multicrop import multi_crop_loss, project_views
+from .self_distillation import SelfDistillation, two_view_loss
 from .registry import register
 
 
@@ -34,12 +34,26 @@ class SimCLR(Method):
 
     def __init__(self, backbone: nn.Module, views: nn.Module, data: DataSpec,
                  temperature: float = 0.1,
-                 proj_hidden_dim: int = 512, proj_dim: int = 128):
+                 proj_hidden_dim: int = 512, proj_dim: int = 128,
+                 teacher_momentum: float | None = None):
         super().__init__(backbone, views, data)
         self.projector = projection_mlp(backbone.dim, proj_hidden_dim, proj_dim)
         self.objective = NTXent(temperature=temperature)
+        # None: the paper's SimCLR; a momentum: targets from a teacher (self_distillation.py)
+        self.distillation = None if teacher_momentum is None else SelfDistillation(
+            self.student, proj_dim, proj_hidden_dim, teacher_momentum)
+
+    @property
+    def student(self) -> nn.Module:
+        return nn.Sequential(self.backbone, self.projector)
 
     def training_loss(self, batch: Batch) -> dict[str, torch.Tensor]:
         # two views (B, C, S, S), or two plus small crops under multi_crop views
-        z = project_views(self.views(batch.inputs), lambda x: self.projector(self.encode(x)))
-        return {"loss": multi_crop_loss(self.objective, z)}  # (B, proj_dim) each
+        views = self.views(batch.inputs)
+        loss = two_view_loss(self.objective, views, lambda x: self.projector(self.encode(x)),
+                             self.distillation)
+        return {"loss": loss}
+
+    def after_optimizer_step(self, progress: float) -> None:
+        if self.distillation is not None:
+            self.distillation.follow(self.student, progress)

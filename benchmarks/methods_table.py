@@ -78,23 +78,33 @@ def train_or_reuse(spec: str, seed: int, data: str, budget: str, root: Path,
     steps = max((m["step"] for m in metrics if "step" in m), default=0)
     return {"method": spec, "seed": seed, "run_dir": str(run_dir), "steps": steps,
             "knn": ev["knn_top1"], "linear": ev["linear_top1"],
-            "raw_knn": ev["raw_pixels_knn_top1"], "rankme": ev.get("rankme")}
+            "raw_knn": ev["raw_pixels_knn_top1"], "rankme": ev.get("rankme"),
+            # with ema: the exported encoder is the average, the trained weights scored beside it
+            "online": ev.get("online_encoder")}
 
 
 def table(records: list[dict], methods: list[str]) -> list[list]:
-    """One row per method: kNN and linear mean ± std, raw-pixel kNN, whether every seed beat it."""
+    """One row per method: kNN and linear mean ± std, raw-pixel kNN, whether every seed beat it.
+
+    A method run with ``ema`` (an averaged encoder exported) gets a second row, "(online
+    weights)", scoring the trained weights of the same runs."""
     rows = []
     for method in methods:
         mine = [r for r in records if r["method"] == method]
         if not mine:
             continue
-        knn = [100 * r["knn"] for r in mine]
         raw = 100 * mine[0]["raw_knn"]
-        rows.append([method, len(mine), mean_std(knn),
-                     mean_std([100 * r["linear"] for r in mine]),
-                     ", ".join(f"{x:.2f}" for x in knn), f"{raw:.2f}",
-                     "yes" if all(x > raw for x in knn) else "no",
-                     f"{statistics.mean(r['steps'] for r in mine):.0f}"])
+        steps = f"{statistics.mean(r['steps'] for r in mine):.0f}"
+        scored = [(method, [r["knn"] for r in mine], [r["linear"] for r in mine])]
+        if all(r.get("online") for r in mine):
+            scored.append((f"{method} (online weights)",
+                           [r["online"]["knn_top1"] for r in mine],
+                           [r["online"]["linear_top1"] for r in mine]))
+        for name, knn, linear in scored:
+            knn = [100 * x for x in knn]
+            rows.append([name, len(mine), mean_std(knn), mean_std([100 * x for x in linear]),
+                         ", ".join(f"{x:.2f}" for x in knn), f"{raw:.2f}",
+                         "yes" if all(x > raw for x in knn) else "no", steps])
     return rows
 
 

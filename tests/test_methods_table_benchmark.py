@@ -40,3 +40,16 @@ def test_trained_only_reports_finished_runs_and_trains_nothing(tmp_path, monkeyp
     assert [row[:3] for row in rows] == [["simclr", 2, "75.00 ± 7.07"],
                                          ["simclr[views.min_crop_ratio=0.5]", 1, "60.00"]]
     assert rows[0][-1] == "20"  # steps: the last logged step
+
+
+def test_ema_runs_get_a_row_for_their_online_weights(tmp_path):
+    finished_run(tmp_path / "simclr-ema=0.99-s0", 0.8)
+    ev = json.loads((tmp_path / "simclr-ema=0.99-s0" / "eval.json").read_text())
+    ev["online_encoder"] = {"knn_top1": 0.75, "linear_top1": 0.85}
+    (tmp_path / "simclr-ema=0.99-s0" / "eval.json").write_text(json.dumps(ev))
+    records = methods_table.main(["--methods", "simclr[ema=0.99]", "--seeds", "0", "--root",
+                                  str(tmp_path), "--no-append", "--trained-only"])
+    rows = methods_table.table(records, ["simclr[ema=0.99]"])
+    assert [row[:4] for row in rows] == [
+        ["simclr[ema=0.99]", 1, "80.00", "90.00"],
+        ["simclr[ema=0.99] (online weights)", 1, "75.00", "85.00"]]

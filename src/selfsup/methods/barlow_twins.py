@@ -14,16 +14,16 @@ from ..data.batch import Batch
 from ..data.spec import DataSpec
 from ..objectives import BarlowTwins as BarlowTwinsLoss
 from ..views import ViewConfig
-from .base import Method, Recipe
+from .base import Recipe
 from .heads import projection_mlp
-from .self_distillation import SelfDistillation, two_view_loss
 from .registry import register
+from .two_view import TwoViewMethod
 
 
 @register("barlow_twins", family="redundancy reduction",
           paper="Zbontar et al. 2021, Barlow Twins: Self-Supervised Learning via Redundancy "
                 "Reduction")
-class BarlowTwins(Method):
+class BarlowTwins(TwoViewMethod):
     # Paper: 3-layer 8192-d projector, lambda 0.0051, LARS lr 0.2 (weights) with wd 1.5e-6.
     # For a 10-minute CPU budget the sweep in benchmarks/RESULTS.md chose AdamW, the milder
     # crops and 0.72-side training crops SimCLR uses here, and a 512-d projector: wider ones
@@ -35,28 +35,13 @@ class BarlowTwins(Method):
                  lambda_: float = 0.0051,
                  proj_hidden_dim: int = 512, proj_dim: int = 512, proj_layers: int = 3,
                  loss_scale: float = 0.1, teacher_momentum: float | None = None):
-        super().__init__(backbone, views, data)
-        self.projector = projection_mlp(backbone.dim, proj_hidden_dim, proj_dim, proj_layers)
-        self.objective = BarlowTwinsLoss(lambda_=lambda_)
+        super().__init__(backbone, views, data,
+                         projection_mlp(backbone.dim, proj_hidden_dim, proj_dim, proj_layers),
+                         BarlowTwinsLoss(lambda_=lambda_), proj_dim, proj_hidden_dim,
+                         teacher_momentum)
         # The loss sums D diagonal terms; scaling it keeps LARS's step sizes in range (as the
         # solo-learn CIFAR recipe does).
         self.loss_scale = loss_scale
-        # None: the paper's Barlow Twins; a momentum: targets from a teacher
-        # (self_distillation.py)
-        self.distillation = None if teacher_momentum is None else SelfDistillation(
-            self.student, proj_dim, proj_hidden_dim, teacher_momentum)
-
-    @property
-    def student(self) -> nn.Module:
-        return nn.Sequential(self.backbone, self.projector)
 
     def training_loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        # two views (B, C, S, S), or two plus small crops under multi_crop views
-        views = self.views(batch.inputs)
-        loss = two_view_loss(self.objective, views, lambda x: self.projector(self.encode(x)),
-                             self.distillation)
-        return {"loss": self.loss_scale * loss}
-
-    def after_optimizer_step(self, progress: float) -> None:
-        if self.distillation is not None:
-            self.distillation.follow(self.student, progress)
+        return {"loss": self.loss_scale * self.two_view_loss(batch)}

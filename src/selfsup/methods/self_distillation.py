@@ -30,7 +30,7 @@ from torch import nn
 
 from .heads import projection_mlp
 from .momentum import MomentumTeacher, cosine_momentum
-from .multicrop import multi_crop_loss, project_views
+from .multicrop import project_views
 
 
 class SelfDistillation(nn.Module):
@@ -67,12 +67,3 @@ class SelfDistillation(nn.Module):
         """After an optimizer step: the teacher moves towards the student."""
         self.teacher.update(student, cosine_momentum(progress, self.base_momentum))
 
-
-def two_view_loss(objective: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-                  views: Sequence[torch.Tensor], project: Callable[[torch.Tensor], torch.Tensor],
-                  distillation: SelfDistillation | None) -> torch.Tensor:
-    """A two-view method's loss: the views against each other (multi-crop's pair rule), or,
-    with a teacher, the student's predictions against the teacher's targets."""
-    if distillation is None:
-        return multi_crop_loss(objective, project_views(views, project))
-    return distillation.loss(objective, views, project)

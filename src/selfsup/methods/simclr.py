@@ -14,16 +14,16 @@ from ..data.batch import Batch
 from ..data.spec import DataSpec
 from ..objectives import NTXent
 from ..views import ViewConfig
-from .base import Method, Recipe
+from .base import Recipe
 from .heads import projection_mlp
-from .self_distillation import SelfDistillation, two_view_loss
 from .registry import register
+from .two_view import TwoViewMethod
 
 
 @register("simclr", family="contrastive",
           paper="Chen et al. 2020, A Simple Framework for Contrastive Learning of Visual "
                 "Representations")
-class SimCLR(Method):
+class SimCLR(TwoViewMethod):
     # Paper: LARS, lr 0.3 x B/256, wd 1e-6, temperature 0.5 (0.1 at batch 256 in its
     # ablation), 2-layer projector to 128-d. For a 10-minute CPU budget the sweep in
     # benchmarks/RESULTS.md chose AdamW (+2-3 kNN points over LARS), milder crops (scale >= 0.5:
@@ -36,24 +36,10 @@ class SimCLR(Method):
                  temperature: float = 0.1,
                  proj_hidden_dim: int = 512, proj_dim: int = 128,
                  teacher_momentum: float | None = None):
-        super().__init__(backbone, views, data)
-        self.projector = projection_mlp(backbone.dim, proj_hidden_dim, proj_dim)
-        self.objective = NTXent(temperature=temperature)
-        # None: the paper's SimCLR; a momentum: targets from a teacher (self_distillation.py)
-        self.distillation = None if teacher_momentum is None else SelfDistillation(
-            self.student, proj_dim, proj_hidden_dim, teacher_momentum)
-
-    @property
-    def student(self) -> nn.Module:
-        return nn.Sequential(self.backbone, self.projector)
+        super().__init__(backbone, views, data,
+                         projection_mlp(backbone.dim, proj_hidden_dim, proj_dim),
+                         NTXent(temperature=temperature), proj_dim, proj_hidden_dim,
+                         teacher_momentum)
 
     def training_loss(self, batch: Batch) -> dict[str, torch.Tensor]:
-        # two views (B, C, S, S), or two plus small crops under multi_crop views
-        views = self.views(batch.inputs)
-        loss = two_view_loss(self.objective, views, lambda x: self.projector(self.encode(x)),
-                             self.distillation)
-        return {"loss": loss}
-
-    def after_optimizer_step(self, progress: float) -> None:
-        if self.distillation is not None:
-            self.distillation.follow(self.student, progress)
+        return {"loss": self.two_view_loss(batch)}

@@ -13,7 +13,6 @@ import numpy as np
 
 from .trackers import log_row
 
-
 Cost = Callable[[np.ndarray], np.ndarray]
 
 

@@ -6,15 +6,10 @@ import json
 import math
 import statistics
 
-import lightning as L
 import pytest
 
 import selfsup
-from selfsup.data.sources import load_source
-from selfsup.evaluate.suite import evaluate_encoder
 from selfsup.methods import METHODS, get_method
-from selfsup.train.config import PretrainConfig
-from selfsup.train.run import build_method
 
 
 def test_registry_has_paper_and_family():
@@ -60,17 +55,8 @@ RECONSTRUCTION = {"mae", "cae", "hpm", "uni4eye", "mixedae"}
 IMAGE_METHODS = sorted(name for name, cls in METHODS.items() if "image" in cls.modalities)
 
 
-def untrained_knn(name: str, options: dict) -> float:
-    """kNN top-1 on digits of the encoder a run with ``options`` starts from: the same seed and
-    the same build, before any step."""
-    digits = load_source("digits")
-    L.seed_everything(options["seed"], workers=True, verbose=False)
-    method = build_method(PretrainConfig(method=name, data="digits", **options), digits)
-    return evaluate_encoder(method.export(), digits, ("knn",))["knn_top1"]
-
-
 @pytest.mark.parametrize("name", IMAGE_METHODS)
-def test_method_trains_and_beats_chance(name, tmp_path):
+def test_method_trains_and_beats_chance(name, tmp_path, untrained_knn):
     # 28 steps of 64 take every two-view method's kNN on digits from its untrained encoder's
     # 0.65 to 0.77-0.89 (seed 0); the masked ones, Selfie's from 0.72 to 0.87 among them, get
     # 2 epochs of 128 unless set above. Every step is logged, for the loss curve.
@@ -94,7 +80,7 @@ def test_method_trains_and_beats_chance(name, tmp_path):
         last = statistics.mean(r["loss"] for r in steps[-5:])
         assert last < 0.8 * first, (first, last)
     else:
-        before = untrained_knn(name, options)
+        before = untrained_knn(name, **options)
         assert run.eval["knn_top1"] > before + 0.03, (before, run.eval)
     # all 1797 digits pretrain; the holdout is for eval
     assert run.steps == options["epochs"] * (1797 // options["batch_size"])

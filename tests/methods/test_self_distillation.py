@@ -87,8 +87,11 @@ def test_teacher_follows_the_student_by_the_cosine_momentum():
         torch.testing.assert_close(t1, t0)
 
 
-def test_simclr_with_a_teacher_trains_and_beats_chance(tmp_path):
-    run = selfsup.pretrain("simclr", "digits", epochs=2, batch_size=128, precision="32",
-                           seed=0, run_dir=str(tmp_path / "run"), report=False,
-                           method_args={"teacher_momentum": 0.99})
-    assert run.eval["knn_top1"] > 0.5, run.eval  # 10 classes: chance is 10%
+def test_simclr_with_a_teacher_learns(tmp_path, untrained_knn):
+    options = dict(epochs=1, batch_size=64, precision="32", seed=0,
+                   method_args={"teacher_momentum": 0.99})
+    run = selfsup.pretrain("simclr", "digits", run_dir=str(tmp_path / "run"), report=False,
+                           **options)
+    # beyond the untrained encoder it started from (kNN 0.65 on digits; chance is 0.1)
+    before = untrained_knn("simclr", **options)
+    assert run.eval["knn_top1"] > before + 0.03, (before, run.eval)

@@ -146,19 +146,19 @@ def test_an_mae_run_is_a_product_every_tool_accepts(tmp_path):
     import selfsup
 
     run = selfsup.pretrain("mae", "digits", epochs=1, batch_size=128, precision="32",
-                           run_dir=str(tmp_path / "mae"), backbone_args={"depth": 2},
+                           run_dir=str(tmp_path / "mae"), backbone_args={"depth": 2, "dim": 96},
                            rankme_samples=64, eval_protocols=["knn"], report=False)
     meta = json.loads((run.dir / "encoder.json").read_text())
     assert meta["backbone"]["name"] == "vit_tiny" and meta["backbone"]["depth"] == 2
     assert meta["product"] == "encoder"
     encoder = selfsup.load(run.dir)
-    assert encoder.dim == 192 and encoder.patch_size == 2  # 8 px digits: a 4x4 grid
+    assert encoder.dim == 96 and encoder.patch_size == 2  # 8 px digits: a 4x4 grid
     ev = selfsup.evaluate(run.dir, protocols=["layers"])
     assert list(ev["layers"]) == ["block1", "block2"]  # no projector: MAE has none
     ft = selfsup.finetune(run.dir, labels="50%", seeds=(0,), steps=3, batch_size=32)
     assert ft["rows"][0]["scratch"] is not None
     assert "finetune" in json.loads((run.dir / "eval.json").read_text())
     out = selfsup.embed(run.dir, tmp_path / "emb.npy")
-    assert np.load(out[0]).shape == (1797, 192)
+    assert np.load(out[0]).shape == (1797, 96)
     page = selfsup.report.write_report(run.dir).read_text()
     assert "Masked reconstructions" in page and "Fine-tuning" in page

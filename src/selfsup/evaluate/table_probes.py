@@ -151,9 +151,11 @@ def fit_mlp(x: np.ndarray, y: np.ndarray, task: str, seed: int):
 
 def fit_gbt(x: np.ndarray, y: np.ndarray, task: str, categorical: np.ndarray, seed: int):
     """Gradient-boosted trees on raw rows (NaN missing; ``categorical`` (F,) bool marks
-    category codes). Per grid point, trees are added `GBT_STEP` at a time on the fit part
-    until the validation loss stops improving; the (leaves, trees) of the lowest validation
-    loss are refitted on the whole subset. Returns a predict function and a record."""
+    category codes). Per grid point, one fit on the fit part grows trees while scikit-learn's
+    own early stopping watches the loss on our validation part (``X_val``), stopping once
+    `GBT_PATIENCE` x `GBT_STEP` trees bring no gain; the (leaves, trees) of the lowest
+    validation loss, trees counted in steps of `GBT_STEP`, are refitted on the whole subset.
+    Returns a predict function and a record."""
     check_task(task)
     kind = HistGradientBoostingClassifier if task == "classification" else \
         HistGradientBoostingRegressor
@@ -162,24 +164,24 @@ def fit_gbt(x: np.ndarray, y: np.ndarray, task: str, categorical: np.ndarray, se
     fit, val = validation_split(y, seed, task)
     min_leaf = min(GBT_MIN_LEAF, max(2, len(fit) // 20))
 
-    def model(leaves: int, trees: int, warm: bool = False):
+    def model(leaves: int, trees: int, watch: bool = False):
         return kind(learning_rate=0.1, max_leaf_nodes=leaves, max_iter=trees,
-                    min_samples_leaf=min_leaf, categorical_features=cats, early_stopping=False,
-                    warm_start=warm, random_state=seed)
+                    min_samples_leaf=min_leaf, categorical_features=cats,
+                    early_stopping=watch, scoring="loss",
+                    n_iter_no_change=GBT_PATIENCE * GBT_STEP, tol=1e-6, random_state=seed)
 
+    # scikit-learn's losses: log loss, and half the squared error (doubled here to the MSE)
+    scale = 1.0 if task == "classification" else 2.0
     chosen, losses = GBT_DEFAULT, {}
     with threadpool_limits(PROBE_BLAS_THREADS):
         if len(val):
             for leaves in GBT_GRID:
-                m, best = model(leaves, GBT_STEP, warm=True), (np.inf, 0)
-                for trees in range(GBT_STEP, GBT_MAX_TREES + 1, GBT_STEP):
-                    m.set_params(max_iter=trees).fit(x[fit], y[fit])
-                    loss = _val_loss(m, task, x[val], y[val])
-                    if loss < best[0] - 1e-6:
-                        best = (loss, trees)
-                    elif trees - best[1] >= GBT_PATIENCE * GBT_STEP:
-                        break
-                losses[leaves] = best
+                m = model(leaves, GBT_MAX_TREES, watch=True).fit(x[fit], y[fit], X_val=x[val],
+                                                                  y_val=y[val])
+                # validation_score_[t]: minus the loss with t trees (t = 0: none yet)
+                trees = np.arange(GBT_STEP, len(m.validation_score_), GBT_STEP)
+                t = int(trees[np.argmax(m.validation_score_[trees])])
+                losses[leaves] = (-scale * float(m.validation_score_[t]), t)
             leaves = min(GBT_GRID, key=lambda k: losses[k][0])
             chosen = (leaves, losses[leaves][1])
         final = model(*chosen).fit(x, y)

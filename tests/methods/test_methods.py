@@ -26,9 +26,9 @@ def test_unknown_method_lists_valid():
 # 2 blocks 96 wide with one-block decoders exercise the same code (the encoder, the decoders,
 # the masking) in a seventh of that
 NARROW = {"depth": 2, "dim": 96}
-SMALLER = {name: {"backbone_args": NARROW, "epochs": 4, "method_args": {"decoder_depth": 1}}
+SMALLER = {name: {"backbone_args": NARROW, "method_args": {"decoder_depth": 1}}
            for name in ("mae", "uni4eye", "hpm")}
-SMALLER["cae"] = {"backbone_args": NARROW, "epochs": 4,
+SMALLER["cae"] = {"backbone_args": NARROW,
                   "method_args": {"decoder_depth": 1, "regressor_depth": 1}}
 # SiT runs two views and a momentum teacher through the ViT at every step: 2 epochs
 SMALLER["sit"] = {"backbone_args": NARROW, "epochs": 2}
@@ -45,9 +45,9 @@ SMALLER["scatsimclr"] = {"backbone_args": {"L": 4}, "batch_size": 128, "epochs":
 # epoch trains on them
 SMALLER["transitive"] = {"epochs": 2}
 MASKED = {name for name, cls in METHODS.items() if cls.info.family == "masked image modelling"}
-# Pixel reconstruction at this scale (16 patches, 28-56 steps) trains the decoder, not yet
+# Pixel reconstruction at this scale (16 patches, 28 steps) trains the decoder, not yet
 # features: MAE's kNN is 0.47 against its untrained ViT's 0.44 (0.46 after 20 epochs), MixedAE's
-# 0.38 against 0.40, linear within 0.03 either way (seed 0). Their smoke test checks that the
+# 0.38 against 0.40, linear within 0.04 either way (seed 0). Their smoke test checks that the
 # objective learned; whether their features beat an untrained ViT at a real budget is
 # benchmarks/masked_table.py's question.
 RECONSTRUCTION = {"mae", "cae", "hpm", "uni4eye", "mixedae"}
@@ -74,11 +74,11 @@ def test_method_trains_and_beats_chance(name, tmp_path, untrained_knn):
         # k=200 exceeds digits' ~144 images per class, and a masked autoencoder's features
         # probe worse than they fine-tune (He et al. 2021, sec. 4.3): chance is the bar here
         assert run.eval["knn_top1"] > 0.3 and run.eval["linear_top1"] > 0.8, run.eval
-        # the objective learned: the last five steps' loss at most 0.8 of the first five's
-        # (0.38-0.63 at seed 0)
+        # the objective learned: the last five steps' loss under 0.6 of the first five's
+        # (0.24-0.42 at seed 0)
         first = statistics.mean(r["loss"] for r in steps[:5])
         last = statistics.mean(r["loss"] for r in steps[-5:])
-        assert last < 0.8 * first, (first, last)
+        assert last < 0.6 * first, (first, last)
     else:
         before = untrained_knn(name, **options)
         assert run.eval["knn_top1"] > before + 0.03, (before, run.eval)

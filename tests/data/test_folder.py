@@ -333,3 +333,35 @@ def test_large_folders_sniff_signatures_instead_of_opening(tmp_path, monkeypatch
     assert source.skipped == 1
     # the truncated file passed the sniff; it is dropped when it fails to decode
     assert source.train.dataset[names.index("cut.png")] is None
+
+
+def test_a_folder_indexed_again_is_not_checked_again_until_a_file_changes(tmp_path,
+                                                                          monkeypatch):
+    # one pretrain command indexes its folder for training, evaluation and the report
+    import selfsup.data.folder as folder
+
+    for i in range(3):
+        save(tmp_path / f"{i}.png")
+    (tmp_path / "bad.png").write_text("not yet an image")
+    checked = []
+    real = folder._check_image
+    monkeypatch.setattr(folder, "_check_image",
+                        lambda p, size: checked.append(Path(p).name) or real(p, size))
+    with pytest.warns(UserWarning, match="skipped 1 of 4"):
+        load_source(str(tmp_path))
+    assert sorted(checked) == ["0.png", "1.png", "2.png", "bad.png"]
+    checked.clear()
+    with pytest.warns(UserWarning, match="skipped 1 of 4"):  # the same verdicts, remembered
+        load_source(str(tmp_path))
+    assert checked == []
+    save(tmp_path / "bad.png", size=(9, 9))  # rewritten: another size and mtime
+    source = quiet_load(tmp_path)
+    assert checked == ["bad.png"] and source.skipped == 0 and len(source.train) == 4
+
+
+def test_an_image_named_for_another_format_is_still_read(tmp_path):
+    save(tmp_path / "a.png")
+    save(tmp_path / "b.png").rename(tmp_path / "b.jpg")  # PNG bytes under a JPEG name
+    source = quiet_load(tmp_path)
+    assert source.skipped == 0 and len(source.train) == 2
+    assert all(source.train.dataset[i] is not None for i in range(2))

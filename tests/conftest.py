@@ -80,3 +80,19 @@ def untrained_knn():
         return evaluate_encoder(built.export(), digits, ("knn",))["knn_top1"]
 
     return knn
+
+
+@pytest.fixture(scope="session", autouse=True)
+def baseline_cache(tmp_path_factory):
+    """The raw-input kNN cache (evaluate/baseline_cache.py) of this test session, never the
+    user's ~/.cache; set in the environment, so subprocesses and DDP workers share it."""
+    import os
+
+    where = tmp_path_factory.mktemp("selfsup-cache")
+    before = os.environ.get("SELFSUP_CACHE")
+    os.environ["SELFSUP_CACHE"] = str(where)
+    yield where
+    if before is None:
+        os.environ.pop("SELFSUP_CACHE", None)
+    else:
+        os.environ["SELFSUP_CACHE"] = before

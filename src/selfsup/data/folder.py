@@ -8,6 +8,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -132,9 +133,10 @@ def check_image(path: str) -> bool | None:
     return good
 
 
-def _open_image(path: str) -> Image.Image:
-    """``Image.open``, trying the format the file's extension names first."""
-    fmt = FORMAT_OF.get(extension(os.path.basename(path)))
+def _open_image(path: str | BinaryIO) -> Image.Image:
+    """``Image.open``, trying the format the file's extension names first (a file object, a
+    shard's member, has no name to go by)."""
+    fmt = FORMAT_OF.get(extension(os.path.basename(path))) if isinstance(path, str) else None
     if fmt is not None:
         try:
             return Image.open(path, formats=[fmt])
@@ -392,7 +394,7 @@ class FolderImages(Dataset):
         return image, label
 
 
-def decode_image(path: str, channels: int, image_size: int) -> torch.Tensor:
+def decode_image(path: str | BinaryIO, channels: int, image_size: int) -> torch.Tensor:
     """Decode, convert to ``channels``, resize the shorter side to ``image_size`` and
     center-crop: uint8 (C, image_size, image_size)."""
     mode = "L" if channels == 1 else "RGB"

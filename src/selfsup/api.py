@@ -18,6 +18,7 @@ from .data import DataError, DataSource, load_source, load_source_for
 from .data.masks import load_masked_images
 from .evaluate import DEFAULT_PROTOCOLS, evaluate_encoder, load_projector, parse_preprocessing
 from .evaluate.embed import check_output, embed_source, write_embeddings
+from .evaluate.features import remembering
 from .evaluate.products import check_protocols, get_product
 from .evaluate.prompt_seg import prompt_segmentation
 from .evaluate.suite import LABEL_FREE, RANKME_SAMPLES, has_labels, target_task
@@ -277,29 +278,35 @@ def pretrain(method: str | None = None, data: str | None = None, *,
     run = Run(result.dir, steps=result.steps, seconds=result.seconds,
               images_per_s=result.images_per_s, is_global_zero=result.is_global_zero)
     if evaluate_after and run.is_global_zero:
-        # what the user asked for, then what the method's product attaches to every run (on
-        # the modality it was trained on)
-        product = get_product(get_method(config.method).product)
-        pre = json.loads(RunDir(result.dir).meta.read_text())["preprocessing"]
-        attached = product.attached_for(pre.get("modality", "image"))
-        protocols = list(dict.fromkeys([*config.eval_protocols, *attached]))
-        run.eval = evaluate(result.dir, data=config.data, protocols=protocols,
-                            eval_data=eval_data,
-                            rankme_samples=config.rankme_samples or RANKME_SAMPLES)
-        online = RunDir(result.dir).online
-        if config.ema and online.is_dir() and "knn_top1" in run.eval:
-            # the exported encoder is the average: score the online weights beside it
-            scores = evaluate(load_encoder(online), data=config.data, protocols=["knn", "linear"])
-            run.eval["online_encoder"] = {k: scores[k] for k in ("knn_top1", "linear_top1")}
-            record_results(result.dir, {"online_encoder": run.eval["online_encoder"]}, own=True)
-        try:
-            if report:
-                write_report(result.dir)
-        except Exception as e:  # the run and its scores are saved; a plot must not lose them
-            logging.getLogger("selfsup").warning(
-                "selfsup: report.html not written (%s); retry with `selfsup report %s`",
-                e, result.dir)
+        with remembering():  # the report samples the features the evaluation computes
+            evaluate_and_report(run, config, eval_data, report)
     return run
+
+
+def evaluate_and_report(run: Run, config: PretrainConfig, eval_data: str | None,
+                        report: bool) -> None:
+    """After pretraining: the probes into eval.json and ``run.eval``, then report.html."""
+    # what the user asked for, then what the method's product attaches to every run (on the
+    # modality it was trained on)
+    product = get_product(get_method(config.method).product)
+    pre = json.loads(RunDir(run.dir).meta.read_text())["preprocessing"]
+    attached = product.attached_for(pre.get("modality", "image"))
+    protocols = list(dict.fromkeys([*config.eval_protocols, *attached]))
+    run.eval = evaluate(run.dir, data=config.data, protocols=protocols, eval_data=eval_data,
+                        rankme_samples=config.rankme_samples or RANKME_SAMPLES)
+    online = RunDir(run.dir).online
+    if config.ema and online.is_dir() and "knn_top1" in run.eval:
+        # the exported encoder is the average: score the online weights beside it
+        scores = evaluate(load_encoder(online), data=config.data, protocols=["knn", "linear"])
+        run.eval["online_encoder"] = {k: scores[k] for k in ("knn_top1", "linear_top1")}
+        record_results(run.dir, {"online_encoder": run.eval["online_encoder"]}, own=True)
+    try:
+        if report:
+            write_report(run.dir)
+    except Exception as e:  # the run and its scores are saved; a plot must not lose them
+        logging.getLogger("selfsup").warning(
+            "selfsup: report.html not written (%s); retry with `selfsup report %s`",
+            e, run.dir)
 
 
 def embed(run_dir: str | Path, out: str | Path, data: str | None = None,

@@ -18,9 +18,10 @@ from sklearn.manifold import TSNE
 from ..backbones.io import load_encoder
 from ..data import Split, load_source_for
 from ..data.split import in_memory_split
-from ..evaluate.features import extract_features
+from ..evaluate.features import extract_features, remembered
 from ..evaluate.suite import has_labels, train_test
 from ..evaluate.table_probes import PROBE_NAMES, format_score
+from ..hardware import has_bf16
 from ..methods.saved import saved_method
 from ..rundir import RunDir, atomic_write_text
 from . import plots
@@ -44,9 +45,14 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def sample_indices(split: Split, n: int, seed: int) -> torch.Tensor:
+    """A fixed random subset of a split's items (n,)."""
+    return torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:n]
+
+
 def sample_images(split: Split, n: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
     """A fixed random subset of a split: uint8 images (n, C, H, W) and labels (n,)."""
-    idx = torch.randperm(len(split), generator=torch.Generator().manual_seed(seed))[:n]
+    idx = sample_indices(split, n, seed)
     if split.images is not None:
         return split.images[idx], split.labels[idx.numpy()]
     if hasattr(split.dataset, "subset"):  # a stream (tar shards): one pass, in index order
@@ -55,6 +61,17 @@ def sample_images(split: Split, n: int, seed: int) -> tuple[torch.Tensor, np.nda
         items = [it for it in (split.dataset[int(i)] for i in idx) if it is not None]
     return (torch.stack([im for im, _ in items]),
             np.array([label for _, label in items], dtype=np.int64))
+
+
+def images_at(split: Split, idx: np.ndarray) -> np.ndarray:
+    """uint8 images (n, C, H, W) of the split's items ``idx``; a file that no longer decodes
+    shows as a black tile."""
+    if split.images is not None:
+        return split.images[torch.as_tensor(idx)].numpy()
+    items = [split.dataset[int(i)] for i in idx]
+    shape = next(it[0].shape for it in items if it is not None)
+    return np.stack([it[0].numpy() if it is not None else np.zeros(shape, np.uint8)
+                     for it in items])
 
 
 def embedding_figures(run_dir: Path, data: str | None, how: str,
@@ -72,10 +89,27 @@ def embedding_figures(run_dir: Path, data: str | None, how: str,
     train, test, _ = train_test(source)
     if test.labels is None:
         return {}
-    q_img, q_y = sample_images(test, MAP_POINTS, seed=0)
-    t_img, t_y = sample_images(train, NEIGHBOUR_POOL, seed=0)
-    q_x, _ = extract_features(encoder, in_memory_split(q_img, q_y))  # (n, D)
-    t_x, _ = extract_features(encoder, in_memory_split(t_img, t_y))
+    bf16 = has_bf16()  # as the evaluation embedded them
+    known = remembered(encoder, test, bf16=bf16), remembered(encoder, train, bf16=bf16)
+    if None in known:  # embed a sample of each split
+        q_img, q_y = sample_images(test, MAP_POINTS, seed=0)
+        t_img, t_y = sample_images(train, NEIGHBOUR_POOL, seed=0)
+        q_x, _ = extract_features(encoder, in_memory_split(q_img, q_y))  # (n, D)
+        t_x, _ = extract_features(encoder, in_memory_split(t_img, t_y))
+
+        def pictures(split: Split, rows: np.ndarray) -> np.ndarray:
+            return (q_img if split is test else t_img).numpy()[rows]
+    else:  # the evaluation just embedded both splits (`selfsup.pretrain`): sample its rows
+        q_idx = sample_indices(test, MAP_POINTS, 0).numpy()
+        t_idx = sample_indices(train, NEIGHBOUR_POOL, 0).numpy()
+        (te_x, te_y), (tr_x, tr_y) = known
+        q_x, q_y, t_x, t_y = te_x[q_idx], te_y[q_idx], tr_x[t_idx], tr_y[t_idx]
+
+        def pictures(split: Split, rows: np.ndarray) -> np.ndarray:
+            # only the pictures the grid shows are decoded
+            picked = (q_idx if split is test else t_idx)[rows]
+            images = images_at(split, picked.reshape(-1))  # (n, C, H, W)
+            return images.reshape(*picked.shape, *images.shape[1:])
     if how == "tsne":
         points = TSNE(2, init="pca", perplexity=min(30.0, (len(q_x) - 1) / 3),
                       random_state=0).fit_transform(q_x)
@@ -89,7 +123,8 @@ def embedding_figures(run_dir: Path, data: str | None, how: str,
         torch.from_numpy(t_x), dim=1).T  # (QUERIES, pool)
     nn_idx = sim.topk(min(NEIGHBOURS, len(t_x)), dim=1).indices.numpy()  # (QUERIES, k)
     figs["neighbours"] = plots.to_png(plots.neighbour_grid(
-        q_img[:QUERIES].numpy(), q_y[:QUERIES], t_img.numpy()[nn_idx], t_y[nn_idx]))
+        pictures(test, np.arange(len(nn_idx))), q_y[:QUERIES], pictures(train, nn_idx),
+        t_y[nn_idx]))
     return figs
 
 

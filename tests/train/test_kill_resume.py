@@ -57,7 +57,6 @@ def kill(proc) -> None:
     proc.stderr.close()
 
 
-@pytest.mark.slow
 def test_killed_twice_then_resumed_equals_uninterrupted(tmp_path, logged_losses):
     reference = tmp_path / "reference"
     selfsup.pretrain("simclr", "digits", run_dir=str(reference), evaluate_after=False,

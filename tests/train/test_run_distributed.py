@@ -51,7 +51,6 @@ def test_ddp_needs_a_shared_run_dir(capsys):
     assert "--run-dir" in capsys.readouterr().err
 
 
-@pytest.mark.slow
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="needs 2 CPU cores for 2 processes")
 def test_two_process_pretrain_end_to_end(tmp_path):
     run_dir = tmp_path / "run"

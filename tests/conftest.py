@@ -2,9 +2,20 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
-import selfsup
+# Under pytest-xdist (`pytest -n 2`, the Makefile's `test`) each worker gets one of this
+# machine's cores: torch's default of one thread per core in every worker would make them spin
+# against each other. The environment carries the setting into subprocesses (CLI, DDP ranks).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = "1"
+    import torch
+
+    torch.set_num_threads(1)
+
+import selfsup  # noqa: E402
 
 
 @pytest.fixture(scope="session")

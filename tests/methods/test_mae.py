@@ -137,6 +137,28 @@ def test_mae_needs_a_token_backbone():
         MAE(resnet, views, spec.DataSpec("image", (1, 28, 28), 16))
 
 
+def test_the_recipe_pools_patch_tokens_unless_the_user_says_otherwise():
+    """MAE's encoder feature is the mean of its patch tokens (the official fine-tuning's
+    global_pool); a user's pool wins, and a ResNet gets no ViT setting, only MAE's own error."""
+    from selfsup.data import load_source
+    from selfsup.train.config import ConfigError, PretrainConfig
+    from selfsup.train.run import build_method
+
+    source = load_source("digits")
+    tiny = {"depth": 1, "dim": 32, "heads": 2}
+    assert build_method(PretrainConfig(method="mae", data="digits", backbone_args=tiny),
+                        source).backbone.pool == "mean"
+    for method in ("hpm", "cae", "uni4eye", "mixedae"):  # MAE's recipe, MAE's pooling
+        assert build_method(PretrainConfig(method=method, data="digits", backbone_args=tiny),
+                            source).backbone.pool == "mean", method
+    mine = PretrainConfig(method="mae", data="digits", backbone_args={**tiny, "pool": "cls"})
+    assert build_method(mine, source).backbone.pool == "cls"
+    assert build_method(PretrainConfig(method="simclr", data="digits", backbone="vit_tiny",
+                                       backbone_args=tiny), source).backbone.pool == "cls"
+    with pytest.raises(ConfigError, match="mae needs a token backbone"):
+        build_method(PretrainConfig(method="mae", data="digits", backbone="resnet10w32"), source)
+
+
 def test_an_mae_run_is_a_product_every_tool_accepts(tmp_path):
     """pretrain -> load -> evaluate (layers, finetune) -> embed -> report, on a ViT run."""
     import json
@@ -150,6 +172,7 @@ def test_an_mae_run_is_a_product_every_tool_accepts(tmp_path):
                            rankme_samples=64, eval_protocols=["knn"], report=False)
     meta = json.loads((run.dir / "encoder.json").read_text())
     assert meta["backbone"]["name"] == "vit_tiny" and meta["backbone"]["depth"] == 2
+    assert meta["backbone"]["pool"] == "mean"  # the recipe's, beside the user's depth and dim
     assert meta["product"] == "encoder"
     encoder = selfsup.load(run.dir)
     assert encoder.dim == 96 and encoder.patch_size == 2  # 8 px digits: a 4x4 grid

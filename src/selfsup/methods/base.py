@@ -21,7 +21,8 @@ class Recipe:
 
     ``lr`` is the base learning rate for a batch of 256; the trainer scales it linearly with the
     global batch size (Goyal et al. 2017), as SimCLR and Barlow Twins do. ``betas`` are Adam's
-    (AdamW only). ``backbone`` "default" is the CPU default ResNet.
+    (AdamW only). ``backbone`` "default" is the CPU default ResNet; ``backbone_args`` are
+    the method's own backbone settings (MAE's mean pooling), under the user's ``backbone_args``.
     """
 
     optimizer: str = "lars"
@@ -32,6 +33,7 @@ class Recipe:
     batch_sampler: str = "random"  # "guided": G-SimCLR's batches, no two of one pseudo-class
     betas: tuple[float, float] = (0.9, 0.999)
     backbone: str = "default"
+    backbone_args: dict[str, Any] = field(default_factory=dict)
 
 
 class Method(nn.Module):

@@ -17,7 +17,7 @@ import yaml
 from lightning.pytorch.utilities import rank_zero_only
 from torch.utils.data import DataLoader
 
-from ..backbones import TablePreprocessing, build_backbone, build_table_backbone
+from ..backbones import TablePreprocessing, build_backbone, build_table_backbone, get_backbone
 from ..backbones.io import save_encoder
 from ..data import DataSource, load_source
 from ..data.batch import WithIndices, collate_batch
@@ -108,6 +108,13 @@ def init_stats(run_dir: str | Path) -> tuple[tuple, tuple]:
                           "resolved preprocessing") from None
 
 
+def _same_family(name: str, other: str) -> bool:
+    try:
+        return get_backbone(name).family == get_backbone(other).family
+    except ValueError:  # "default" or unknown: build_backbone names the error
+        return False
+
+
 def build_method(config: PretrainConfig, source: DataSource) -> Method:
     """The method ``config`` names, with its backbone (the config's, else its recipe's), the
     views its recipe names (overridden by ``config.views``) and a description of the data.
@@ -120,11 +127,15 @@ def build_method(config: PretrainConfig, source: DataSource) -> Method:
                           f"data, not {spec.modality} data like {config.data}; for "
                           f"{spec.modality} data use {', '.join(fits)}")
     name = config.backbone if config.backbone != "default" else cls.recipe.backbone
+    # the recipe's backbone settings hold for its backbone's family (MAE's pooling for any ViT,
+    # not a ResNet the user picks); the user's own win
+    own = cls.recipe.backbone_args if _same_family(name, cls.recipe.backbone) else {}
+    backbone_args = {**own, **config.backbone_args}
     try:
         if spec.modality == "table":
             pre = (init_preprocessing(config.init_from) if config.init_from
                    else TablePreprocessing.fit(source.train.images, source.table))
-            backbone = build_table_backbone(name, pre, **config.backbone_args)
+            backbone = build_table_backbone(name, pre, **backbone_args)
             views = build_views(backbone.preprocessing,
                                 ViewConfig.from_dict({**cls.recipe.views.to_dict(),
                                                       **config.views}))
@@ -134,7 +145,7 @@ def build_method(config: PretrainConfig, source: DataSource) -> Method:
     mean, std = init_stats(config.init_from) if config.init_from else channel_stats(source.train)
     try:
         backbone = build_backbone(name, channels=source.channels, input_size=source.image_size,
-                                  mean=mean, std=std, **config.backbone_args)
+                                  mean=mean, std=std, **backbone_args)
         views = build_views(backbone.preprocessing,
                             ViewConfig.from_dict({**cls.recipe.views.to_dict(), **config.views}))
         return cls(backbone, views, spec, **config.method_args)

@@ -17,6 +17,9 @@ Issue 14's table:
     python benchmarks/masked_table.py --budget 30m --methods mae
 Issue 15's (every masked method, 3 seeds, fine-tuning at 10% labels):
     python benchmarks/masked_table.py --budget 30m --labels 10%
+Pretraining and probes only, fine-tuning left for a later sitting (``--ft-steps 0``):
+    python benchmarks/masked_table.py --data digits --budget 2m --ft-steps 0 \
+        --methods mae cae hpm selfie sit mixedae mmc uni4eye
 A quick check (a few minutes, nothing appended):
     python benchmarks/masked_table.py --data digits --budget 20s --seeds 0 --ft-seeds 0 \
         --ft-steps 20 --root /tmp/masked-check --no-append
@@ -60,17 +63,40 @@ def record(run_dir: Path, labels: str, ft_seeds: list[int], ft_steps: int,
     tag = labels.replace("%", "").replace(",", "-")
     # the from-scratch arm depends only on the architecture: the first run of each backbone
     # trains it, the others skip it
-    ft = cached(run_dir / f"finetune-{tag}-{ft_steps}{'' if baseline else '-nobase'}.json",
-                lambda: selfsup.finetune(run_dir, labels=labels, seeds=tuple(ft_seeds),
-                                         steps=ft_steps, baseline=baseline, progress=True))
+    ft = {"rows": [], "budget": None} if not ft_steps else cached(
+        run_dir / f"finetune-{tag}-{ft_steps}{'' if baseline else '-nobase'}.json",
+        lambda: selfsup.finetune(run_dir, labels=labels, seeds=tuple(ft_seeds), steps=ft_steps,
+                                 baseline=baseline, progress=True))
     return {"run_dir": str(run_dir), "method": meta["method"], "backbone":
             meta["backbone"]["name"], "steps": meta["steps"], "knn": ev["knn_top1"],
             "linear": ev["linear_top1"], "finetune": ft["rows"], "ft_budget": ft["budget"],
             "prompt_miou": seg["miou"] if seg else None, "images_per_s": images_per_s(run)}
 
 
-def table(records: list[dict]) -> tuple[list[str], list[list]]:
-    fractions = [r["fraction"] for r in records[0]["finetune"]]
+def untrained(root: Path, method: str, backbone: str, seed: int, data: str) -> dict:
+    """kNN and linear top-1 of the encoder a run of ``method`` starts from (its seed, its build,
+    no step): the bar its pretraining must clear, since an untrained ViT is far above chance on
+    small images (tests/conftest.py's ``untrained_knn`` is the same bar in the smoke tests)."""
+    def measure() -> dict:
+        import lightning as L
+
+        from selfsup.data.sources import load_source
+        from selfsup.evaluate.suite import evaluate_encoder
+        from selfsup.train.config import PretrainConfig
+        from selfsup.train.run import build_method
+
+        source = load_source(data)
+        L.seed_everything(seed, workers=True, verbose=False)
+        built = build_method(PretrainConfig(method=method, data=data, backbone=backbone,
+                                            seed=seed), source)
+        ev = evaluate_encoder(built.export(), source, ("knn", "linear"))
+        return {"knn": ev["knn_top1"], "linear": ev["linear_top1"],
+                "pool": built.backbone.config.get("pool")}
+    return cached(root / f"untrained-{method}-{backbone}-s{seed}.json", measure)
+
+
+def table(records: list[dict], bars: dict[str, list[dict]]) -> tuple[list[str], list[list]]:
+    fractions = [r["fraction"] for r in records[0]["finetune"]]  # [] without fine-tuning
     header = ["model", "runs", "pretraining steps", "images/s", "kNN %", "linear %",
               "prompt mIoU %"]
     header += [f"fine-tuned at {100 * f:g}% %" for f in fractions]
@@ -90,9 +116,12 @@ def table(records: list[dict]) -> tuple[list[str], list[list]]:
                      mean_int([x["images_per_s"] for x in rs if x["images_per_s"]]),
                      mean_std([100 * x["knn"] for x in rs]),
                      mean_std([100 * x["linear"] for x in rs]), seg, *ft])
-        with_base = [x for x in rs if x["finetune"][0]["scratch"]]
+        with_base = [x for x in rs if x["finetune"] and x["finetune"][0]["scratch"]]
         if with_base:
             scratch[backbone] = with_base[0]
+    for name, us in bars.items():
+        rows.append([name, len(us), "0", "", mean_std([100 * u["knn"] for u in us]),
+                     mean_std([100 * u["linear"] for u in us]), "", *[""] * len(fractions)])
     for backbone, x in scratch.items():
         cells = [mean_std([100 * v for v in x["finetune"][i]["scratch"]["runs"]])
                  for i in range(len(fractions))]
@@ -113,7 +142,7 @@ def claims(records: list[dict]) -> tuple[list[str], list[list]]:
     def values(method: str, metric: str) -> list[float]:
         rs = [r for r in records if r["method"] == method and r["backbone"].startswith("vit")]
         if metric == "finetune":  # the smallest label fraction, the papers' regime
-            return [100 * r["finetune"][0]["pretrained"]["mean"] for r in rs]
+            return [100 * r["finetune"][0]["pretrained"]["mean"] for r in rs if r["finetune"]]
         return [100 * r[metric] for r in rs]
 
     rows = []
@@ -156,16 +185,26 @@ def main(argv: list[str] | None = None) -> list[dict]:
                               baseline=backbone not in has_baseline, data=a.data))
         has_baseline.add(backbone)
         print({k: v for k, v in records[-1].items() if k != "finetune"}, flush=True)
-    header, rows = table(records)
+    # the untrained encoders the runs start from: MAE's build (mean of the patch tokens, as
+    # every pixel reconstructor here), SimCLR's on the same ViT (CLS) and on the ResNet
+    bars = {f"untrained {backbone} ({build})": [untrained(root, method, backbone, s, a.data)
+                                                for s in a.seeds]
+            for method, backbone, build in (("mae", "vit_tiny", "mean of patch tokens"),
+                                            ("simclr", "vit_tiny", "CLS"),
+                                            ("simclr", "resnet10w32", "pooled"))}
+    header, rows = table(records, bars)
     claim_header, claim_rows = claims(records)
     for row in [header, *rows, claim_header, *claim_rows]:
         print(" | ".join(str(c) for c in row))
     if not a.no_append:
         b = records[0]["ft_budget"]
+        ft = (f"fine-tuning: {b['steps']} steps of batch {b['batch_size']}, lr {b['lr']:g}, "
+              f"{b['augmentation']}, seeds {a.ft_seeds} per run" if b else
+              "fine-tuning not run (--ft-steps 0)")
         append_table(f"Masked image modelling: {a.data}, {a.budget} of pretraining per run, CPU",
                      header, rows,
-                     f"fine-tuning: {b['steps']} steps of batch {b['batch_size']}, lr {b['lr']:g}"
-                     f", {b['augmentation']}, seeds {a.ft_seeds} per run; mean ± std (sample "
+                     f"{ft}; untrained rows: the encoder each method's runs start from, same "
+                     f"seeds, no step; mean ± std (sample "
                      "std) over pretraining seeds or fine-tuning seeds (one run); the "
                      f"scratch rows pool every run's scratch arm of that backbone; prompt mIoU "
                      f"on the first images of {a.data} with its foreground masks; runs in "

@@ -49,7 +49,7 @@ MASKED = {name for name, cls in METHODS.items() if cls.info.family == "masked im
 # features: MAE's kNN was 0.47 against its untrained ViT's 0.44 (0.46 after 20 epochs), MixedAE's
 # 0.38 against 0.40, linear within 0.04 either way (seed 0, CLS pooling then). Their smoke test
 # checks that the objective learned; on a 12-block vit_tiny for 2 minutes they do clear the
-# untrained ViT's kNN, by 10-22 points, not its linear probe (benchmarks/RESULTS.md).
+# untrained ViT's kNN, by 11-22 points, not its linear probe (benchmarks/RESULTS.md).
 RECONSTRUCTION = {"mae", "cae", "hpm", "uni4eye", "mixedae"}
 # the table methods train end to end on a table in their own tests (tests/methods/test_tjepa.py)
 IMAGE_METHODS = sorted(name for name, cls in METHODS.items() if "image" in cls.modalities)

@@ -1,5 +1,5 @@
 # Each target sets itself up on a fresh machine through ./setup.sh (idempotent).
-.PHONY: setup pretrain test test-slow lint clean
+.PHONY: setup pretrain test lint clean
 
 setup:
 	./setup.sh
@@ -11,9 +11,6 @@ pretrain: setup
 # (tests/conftest.py); on 2 cores 434-468 s instead of 594 s in one process
 test: setup
 	.venv/bin/python -m pytest -q -n auto --maxprocesses 4
-
-test-slow: setup
-	.venv/bin/python -m pytest -q -m slow
 
 lint: setup
 	.venv/bin/ruff check src tests benchmarks

@@ -48,7 +48,7 @@ def _reference(run, images: torch.Tensor) -> torch.Tensor:
     ("resnet10w32", {}),
     # two blocks: the same timm attention and ops as twelve, at a sixth of the export time
     ("vit_tiny", {"depth": 2}),
-    pytest.param("vit_tiny", {}, marks=pytest.mark.slow),  # all 12 blocks, ~30 s
+    ("vit_tiny", {}),  # all 12 blocks, ~30 s: the exported default MAE encoder itself
 ], ids=["resnet10w32", "vit_tiny-depth2", "vit_tiny"])
 def test_onnx_and_pt2_exports_give_the_encoders_features(tmp_path, digits, backbone, config):
     ort = pytest.importorskip("onnxruntime")

@@ -118,6 +118,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="export an exponential moving average of the encoder's weights "
                      "(e.g. 0.999 per step); the online weights go to RUN/online-encoder/ and "
                      "are scored beside it (online_encoder in eval.json)")
+    pre.add_argument("--compile", action="store_true", default=None,
+                     help="torch.compile the training step (views, model, loss); its kernels "
+                     "are cached per machine in $SELFSUP_CACHE/inductor, so only the first "
+                     "run pays the full compile time")
     pre.add_argument("--rankme-every", type=int, metavar="STEPS",
                      help="measure RankMe every STEPS steps as well as at each epoch end")
     pre.add_argument("--logger", action="append", choices=LOGGERS, dest="loggers",
@@ -250,7 +254,7 @@ def _config_from_args(a: argparse.Namespace) -> dict[str, Any]:
         "schedule": a.schedule, "init_from": a.init_from, "classes": a.classes,
         "sync_batchnorm": a.sync_batchnorm, "batch_sampler": a.batch_sampler,
         "select_by": a.select_by, "rankme_every": a.rankme_every, "loggers": a.loggers,
-        "ema": a.ema,
+        "ema": a.ema, "compile": a.compile,
         "target": a.target, "task": a.task,
         "categorical": [c.strip() for c in a.categorical.split(",") if c.strip()]
         if a.categorical else None,

@@ -14,24 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-from pathlib import Path
 
 import numpy as np
 
+from ..hardware import cache_dir
 from ..rundir import atomic_write_text
 from .probes import knn_accuracy
 
 VERSION = 1  # bump when knn_accuracy's result for the same inputs would change
-
-
-def cache_dir() -> Path | None:
-    """Where baselines are kept; None when ``SELFSUP_CACHE=off``."""
-    where = os.environ.get("SELFSUP_CACHE")
-    if where is not None:
-        return None if where.lower() in ("off", "0", "") else Path(where).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "selfsup"
 
 
 def content_key(arrays: list[np.ndarray], k: int, temperature: float) -> str:

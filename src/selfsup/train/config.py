@@ -120,6 +120,9 @@ class PretrainConfig:
     rankme_every: int = 0  # also measure RankMe every this many steps (0: at epoch ends only)
     select_by: str | None = None  # "rankme": export the encoder of the highest-RankMe checkpoint
     ema: float = 0.0  # > 0: export an EMA of the encoder's weights with this decay per step
+    # torch.compile the training step's forward (views, model, loss); inductor's compiled
+    # kernels are kept per machine under $SELFSUP_CACHE/inductor, so a later run pays less
+    compile: bool = False
     batch_sampler: str | None = None  # random | guided (G-SimCLR); None: the method's recipe
     loggers: list[str] = field(default_factory=list)  # csv, tensorboard, mlflow, wandb
 

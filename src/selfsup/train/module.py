@@ -29,7 +29,7 @@ class PretrainModule(L.LightningModule):
     def __init__(self, method: Method, optimizer: str, lr: float, weight_decay: float,
                  warmup_fraction: float, total_steps: int, global_batch: int,
                  provisional_total: bool = False, schedule: Schedule | None = None,
-                 betas: tuple[float, float] = (0.9, 0.999)):
+                 betas: tuple[float, float] = (0.9, 0.999), compile: bool = False):
         super().__init__()
         self.schedule = schedule or Schedule("cosine", warmup_fraction)
         self.method = method
@@ -45,6 +45,11 @@ class PretrainModule(L.LightningModule):
         self._last_step_time: float | None = None
         self.images_per_s = 0.0
         self.terms: dict[str, torch.Tensor] = {}  # the method's terms beside its loss, last step
+        # torch.compile of the method's forward (views, model, loss), built at the first step;
+        # backward and the optimizer step stay eager. A plain function, so the checkpoint's
+        # state_dict keys are the method's own either way.
+        self.compile_step = compile  # not self.compile: nn.Module.compile is a method
+        self._training_loss = None
 
     @property
     def warmup_steps(self) -> int:
@@ -70,7 +75,10 @@ class PretrainModule(L.LightningModule):
             ema = 0.9 * self.images_per_s + 0.1 * rate
             self.images_per_s = rate if self.images_per_s == 0 else ema
         self._last_step_time = now
-        out = self.method.training_loss(batch)
+        if self._training_loss is None:
+            self._training_loss = (torch.compile(self.method.training_loss) if self.compile_step
+                                   else self.method.training_loss)
+        out = self._training_loss(batch)
         loss = out["loss"]
         self.check_finite(loss)
         # for the progress bar and the callbacks; MetricsLog hands the trackers (--logger) the

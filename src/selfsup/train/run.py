@@ -27,7 +27,7 @@ from ..data.shard_stream import ShardBatches
 from ..data.shards import ShardSamples
 from ..data.spec import channel_stats, describe
 from ..data.table import align_table
-from ..hardware import has_bf16
+from ..hardware import has_bf16, use_compile_cache
 from ..methods import METHODS, Method, get_method
 from ..rundir import (
     DamagedFile,
@@ -259,7 +259,9 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
                         continuing=config.init_from is not None)
     module = PretrainModule(method, optimizer, lr, wd, warmup, total, config.batch_size,
                             provisional_total=config.epochs is None, schedule=schedule,
-                            betas=betas)
+                            betas=betas, compile=config.compile)
+    if config.compile:
+        use_compile_cache()
     if config.init_from and not resume:
         load_weights(module, init_state, init_ckpt)
 

@@ -94,8 +94,8 @@ def embedding_figures(run_dir: Path, data: str | None, how: str,
     if None in known:  # embed a sample of each split
         q_img, q_y = sample_images(test, MAP_POINTS, seed=0)
         t_img, t_y = sample_images(train, NEIGHBOUR_POOL, seed=0)
-        q_x, _ = extract_features(encoder, in_memory_split(q_img, q_y))  # (n, D)
-        t_x, _ = extract_features(encoder, in_memory_split(t_img, t_y))
+        q_x, _ = extract_features(encoder, in_memory_split(q_img, q_y), bf16=bf16)  # (n, D)
+        t_x, _ = extract_features(encoder, in_memory_split(t_img, t_y), bf16=bf16)
 
         def pictures(split: Split, rows: np.ndarray) -> np.ndarray:
             return (q_img if split is test else t_img).numpy()[rows]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 
 import pytest
 
@@ -23,8 +24,6 @@ def no_inductor_dir(monkeypatch):
 def test_cache_under_selfsup_cache_unless_the_user_chose(tmp_path, no_inductor_dir):
     no_inductor_dir.setenv("SELFSUP_CACHE", str(tmp_path / "mine"))
     assert use_compile_cache() == tmp_path / "mine" / "inductor"
-    import os
-
     assert os.environ["TORCHINDUCTOR_CACHE_DIR"] == str(tmp_path / "mine" / "inductor")
     no_inductor_dir.setenv("TORCHINDUCTOR_CACHE_DIR", str(tmp_path / "theirs"))
     assert use_compile_cache() == tmp_path / "theirs"  # the user's choice stands

@@ -43,7 +43,6 @@ def test_compile_is_a_yes_or_no(tmp_path):
                          run_dir=str(tmp_path / "run"))
 
 
-@pytest.mark.slow  # inductor compiles forward and backward: ~1 min of CPU
 def test_compiled_run_trains_and_fills_the_machine_cache(tmp_path, no_inductor_dir):
     no_inductor_dir.setenv("SELFSUP_CACHE", str(tmp_path / "cache"))
     selfsup.pretrain("simclr", "digits", backbone="resnet8w32", epochs=2, batch_size=128,

@@ -45,11 +45,11 @@ class PretrainModule(L.LightningModule):
         self._last_step_time: float | None = None
         self.images_per_s = 0.0
         self.terms: dict[str, torch.Tensor] = {}  # the method's terms beside its loss, last step
-        # torch.compile of the method's forward (views, model, loss), built at the first step;
-        # backward and the optimizer step stay eager. A plain function, so the checkpoint's
-        # state_dict keys are the method's own either way.
-        self.compile_step = compile  # not self.compile: nn.Module.compile is a method
-        self._training_loss = None
+        # torch.compile of the method's forward (views, model, loss), compiled at its first call;
+        # backward and the optimizer step stay eager. A plain function, not a module, so the
+        # checkpoint's state_dict keys are the method's own either way.
+        self._training_loss = (torch.compile(method.training_loss) if compile
+                               else method.training_loss)
 
     @property
     def warmup_steps(self) -> int:
@@ -75,9 +75,6 @@ class PretrainModule(L.LightningModule):
             ema = 0.9 * self.images_per_s + 0.1 * rate
             self.images_per_s = rate if self.images_per_s == 0 else ema
         self._last_step_time = now
-        if self._training_loss is None:
-            self._training_loss = (torch.compile(self.method.training_loss) if self.compile_step
-                                   else self.method.training_loss)
         out = self._training_loss(batch)
         loss = out["loss"]
         self.check_finite(loss)

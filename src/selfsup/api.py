@@ -191,10 +191,11 @@ def finetune(run_dir: str | Path, data: str | None = None,
              labels: str | tuple[float, ...] = "1%,10%,100%", seeds: tuple[int, ...] = (0, 1, 2),
              steps: int | None = None, batch_size: int | None = None, lr: float | None = None,
              layer_decay: float | None = None, baseline: bool = True,
-             progress: bool = False) -> dict[str, Any]:
+             pretrained: bool = True, progress: bool = False) -> dict[str, Any]:
     """End-to-end fine-tuning of a run's encoder with a linear head on class-balanced label
     subsets, beside the same architecture trained from scratch on the same labels and budget
-    (`selfsup.evaluate.finetune`; ``baseline=False`` skips that arm). Results go to the run's
+    (`selfsup.evaluate.finetune`; ``baseline=False`` skips that arm, ``pretrained=False`` the
+    run's own). Results go to the run's
     eval.json under ``finetune`` (or to ``eval-<data>.json`` for other data), and are
     returned."""
     from .backbones import backbone_from_config
@@ -225,7 +226,7 @@ def finetune(run_dir: str | Path, data: str | None = None,
     result = ft.finetune_protocol(encoder, scratch if baseline else None, train, test,
                                   fractions, seeds,
                                   layer_decay=layer_decay, bf16=has_bf16(), progress=say,
-                                  **options)
+                                  pretrained=pretrained, **options)
     result |= {"data": str(data), "split": split_kind}
     path = record_results(Path(run_dir), {"finetune": result}, own=data == own_data, data=data)
     return {**result, "written_to": str(path)}

@@ -104,8 +104,9 @@ def print_table_probes(results: dict) -> None:
 
 def print_finetune(result: dict) -> None:
     for row in result["rows"]:
-        p, sc = row["pretrained"], row["scratch"]
-        base = (f"  scratch {100 * sc['mean']:.2f} ± {100 * sc['std']:.2f}%  gain "
-                f"{100 * row['gain']:+.2f}" if sc else "")
-        print(f"finetune {100 * row['fraction']:5.1f}% ({row['n_labels']} labels)  pretrained "
-              f"{100 * p['mean']:.2f} ± {100 * p['std']:.2f}%{base}")
+        arms = [f"{name} {100 * row[arm]['mean']:.2f} ± {100 * row[arm]['std']:.2f}%"
+                for arm, name in (("pretrained", "pretrained"), ("scratch", "scratch"))
+                if row[arm]]
+        gain = f"  gain {100 * row['gain']:+.2f}" if row["gain"] is not None else ""
+        print(f"finetune {100 * row['fraction']:5.1f}% ({row['n_labels']} labels)  "
+              f"{'  '.join(arms)}{gain}")

@@ -237,3 +237,29 @@ def test_finetune_protocol_checks_layer_decay_before_any_run(digits):
         finetune_protocol(TinyConv(), lambda: calls.append(1) or TinyConv(), train, test,
                           steps=1, layer_decay=0.75)
     assert calls == []
+
+
+def test_finetune_protocol_scratch_only_and_neither(digits):
+    train, test = digits
+    torch.manual_seed(0)
+    out = finetune_protocol(TinyConv(), TinyConv, train, test, fractions=(0.5,), seeds=(0,),
+                            steps=3, batch_size=32, pretrained=False)
+    (row,) = out["rows"]
+    assert row["pretrained"] is None and row["gain"] is None
+    assert len(row["scratch"]["runs"]) == 1 and 0.0 <= row["scratch"]["mean"] <= 1.0
+    with pytest.raises(ValueError, match="both the pretrained and the scratch arm are off"):
+        finetune_protocol(TinyConv(), None, train, test, steps=1, pretrained=False)
+
+
+def test_finetune_protocol_scratch_arm_is_fixed_by_its_seed(digits):
+    """One call per (fraction, seed), as a study resumed over sittings runs them, gives the
+    scratch arm the same result as one call over every seed: its init follows the seed, not
+    whatever drew from the global generator before."""
+    train, test = digits
+    kw = dict(fractions=(0.5,), steps=2, batch_size=32, pretrained=False)
+    torch.manual_seed(0)
+    both = finetune_protocol(TinyConv(), TinyConv, train, test, seeds=(0, 1), **kw)
+    torch.manual_seed(123)
+    torch.rand(7)
+    alone = finetune_protocol(TinyConv(), TinyConv, train, test, seeds=(1,), **kw)
+    assert alone["rows"][0]["scratch"]["runs"] == [both["rows"][0]["scratch"]["runs"][1]]

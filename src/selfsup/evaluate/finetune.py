@@ -283,7 +283,8 @@ def finetune_protocol(encoder: nn.Module, scratch: Callable[[], nn.Module] | Non
                       seeds: Sequence[int] = SEEDS, steps: int = STEPS,
                       batch_size: int = BATCH_SIZE, lr: float | None = None,
                       layer_decay: float | None = None, bf16: bool = False,
-                      progress: Callable[[str], None] | None = None) -> dict[str, Any]:
+                      progress: Callable[[str], None] | None = None,
+                      pretrained: bool = True) -> dict[str, Any]:
     """Fine-tuning accuracy against the fraction of labels, pretrained vs. from scratch.
 
     For each fraction and seed, one class-balanced subset (``balanced_subset``) fine-tunes both
@@ -293,12 +294,15 @@ def finetune_protocol(encoder: nn.Module, scratch: Callable[[], nn.Module] | Non
     has none to protect. ``lr`` defaults to BASE_LR_PER_256 * batch_size / 256. Fraction 1 is the
     same subset for every seed; its runs still differ in batch order, head init and augmentation.
     ``scratch=None`` skips the baseline arm (its rows hold None), for a study that measured the
-    same architecture's baseline once already.
+    same architecture's baseline once already; ``pretrained=False`` skips the other arm (its
+    rows hold None), for a study that fine-tunes its runs under fewer seeds than the baseline's.
 
     Returns ``{"budget", "fractions", "seeds", "rows", "seconds"}``; each row is ``{"fraction",
     "n_labels", "pretrained": {"mean", "std", "runs"}, "scratch": {...}, "gain"}`` with std the
     population std (ddof=0) over seeds and gain = pretrained mean - scratch mean.
     """
+    if not pretrained and scratch is None:
+        raise ValueError("nothing to fine-tune: both the pretrained and the scratch arm are off")
     lr = BASE_LR_PER_256 * batch_size / 256 if lr is None else lr
     if layer_decay is not None:  # fail before any run, not after the first arm
         finetune_param_groups(encoder, nn.Identity(), lr, WEIGHT_DECAY, layer_decay)
@@ -313,25 +317,29 @@ def finetune_protocol(encoder: nn.Module, scratch: Callable[[], nn.Module] | Non
             n_labels = len(idx)
             t_run = time.perf_counter()
             common = dict(steps=steps, batch_size=batch_size, lr=lr, seed=seed, bf16=bf16)
-            arms["pretrained"].append(finetune_once(encoder, train, test, idx,
-                                                    layer_decay=layer_decay, **common))
+            if pretrained:
+                arms["pretrained"].append(finetune_once(encoder, train, test, idx,
+                                                        layer_decay=layer_decay, **common))
             if scratch is not None:
-                fresh = scratch().to(device)
+                # the seed fixes the fresh init too, whatever ran before this run
+                with torch.random.fork_rng(devices=[device.index or 0]
+                                           if device.type == "cuda" else []):
+                    torch.manual_seed(seed)
+                    fresh = scratch().to(device)
                 if getattr(fresh, "dim", None) != encoder.dim:
                     raise ValueError(f"scratch() built an encoder of dim "
                                      f"{getattr(fresh, 'dim', None)}, the pretrained one has "
                                      f"{encoder.dim}: same architecture needed")
                 arms["scratch"].append(finetune_once(fresh, train, test, idx, **common))
             if progress is not None:
-                base = f", scratch {arms['scratch'][-1]:.3f}" if arms["scratch"] else ""
+                done = [f"{arm} {runs[-1]:.3f}" for arm, runs in arms.items() if runs]
                 progress(f"finetune {fraction:.0%} ({n_labels} labels) seed {seed}: "
-                         f"pretrained {arms['pretrained'][-1]:.3f}{base} "
-                         f"({time.perf_counter() - t_run:.0f} s)")
-        pretrained = _summary(arms["pretrained"])
+                         f"{', '.join(done)} ({time.perf_counter() - t_run:.0f} s)")
+        tuned = _summary(arms["pretrained"]) if arms["pretrained"] else None
         from_scratch = _summary(arms["scratch"]) if arms["scratch"] else None
         rows.append({"fraction": float(fraction), "n_labels": int(n_labels),
-                     "pretrained": pretrained, "scratch": from_scratch,
-                     "gain": pretrained["mean"] - from_scratch["mean"] if from_scratch
+                     "pretrained": tuned, "scratch": from_scratch,
+                     "gain": tuned["mean"] - from_scratch["mean"] if tuned and from_scratch
                      else None})
     budget = {"steps": steps, "batch_size": batch_size, "lr": lr, "weight_decay": WEIGHT_DECAY,
               "layer_decay": layer_decay, "scratch_layer_decay": None,

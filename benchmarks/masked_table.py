@@ -11,10 +11,11 @@ then `selfsup.finetune` on it. Every stage is kept and reused, so the study (hou
 CPU) can be done over several sittings with the same command:
 - a run directory with eval.json is reused; one with a checkpoint but no eval.json (cut short)
   is resumed from its last checkpoint (its time budget counts the time already spent);
-- fine-tuning results are cached per run in ``finetune-<labels>-<steps>.json``.
+- fine-tuning results are cached per run, one file per fraction, arm and seed
+  (``finetune-<arm>-<labels>-<steps>-s<seed>.json``).
 
-Issue 14's table:
-    python benchmarks/masked_table.py --budget 30m --methods mae
+Issue 14's table (each MAE run fine-tuned under its own seed, the scratch arms under 3):
+    python benchmarks/masked_table.py --budget 30m --methods mae --ft-seed-per-run
 Issue 15's (every masked method, 3 seeds, fine-tuning at 10% labels):
     python benchmarks/masked_table.py --budget 30m --labels 10%
 Pretraining and probes only, fine-tuning left for a later sitting (``--ft-steps 0``):
@@ -51,8 +52,39 @@ def mean_int(values: list[float]) -> str:
     return f"{statistics.mean(values):.0f}" if values else ""
 
 
-def record(run_dir: Path, labels: str, ft_seeds: list[int], ft_steps: int,
-           baseline: bool, data: str) -> dict:
+def finetuned(run_dir: Path, labels: str, steps: int, seeds: list[int],
+              scratch_seeds: list[int], layer_decay: float | None) -> dict:
+    """The run's fine-tuning rows (the pretrained arm under ``seeds``, the from-scratch arm
+    under ``scratch_seeds``; [] skips it), one cached `selfsup.finetune` call per fraction, arm
+    and seed, so a study cut short loses at most the fine-tuning run in progress (minutes of a
+    ViT). ``layer_decay`` applies to the pretrained arm (the protocol's rule). Each call also
+    rewrites the run's eval.json "finetune" entry with its own row only: this table, not that
+    entry, holds the study."""
+    rows, budget = [], None
+    for label in labels.split(","):
+        arms: dict[str, dict | None] = {}
+        for arm, arm_seeds in (("pretrained", seeds), ("scratch", scratch_seeds)):
+            decay = f"-ld{layer_decay:g}" if layer_decay and arm == "pretrained" else ""
+            name = f"finetune-{arm}-{label.strip('% ')}-{steps}{decay}-s{{}}.json"
+            results = [cached(run_dir / name.format(s),
+                              lambda s=s, arm=arm, label=label: selfsup.finetune(
+                                  run_dir, labels=label, seeds=(s,), steps=steps,
+                                  layer_decay=layer_decay if arm == "pretrained" else None,
+                                  baseline=arm == "scratch", pretrained=arm == "pretrained",
+                                  progress=True))
+                       for s in arm_seeds]
+            runs = [r["rows"][0][arm]["runs"][0] for r in results]
+            # population std over seeds, as selfsup.finetune reports it
+            arms[arm] = ({"mean": statistics.mean(runs), "std": statistics.pstdev(runs),
+                          "runs": runs} if runs else None)
+            if results:
+                budget, first = results[0]["budget"], results[0]["rows"][0]
+        rows.append({"fraction": first["fraction"], "n_labels": first["n_labels"], **arms})
+    return {"rows": rows, "budget": budget}
+
+
+def record(run_dir: Path, labels: str, ft_seeds: list[int], scratch_seeds: list[int],
+           ft_steps: int, layer_decay: float | None, data: str) -> dict:
     run = RunDir(run_dir)
     ev = json.loads(run.eval.read_text())
     meta = json.loads(run.meta.read_text())
@@ -60,13 +92,10 @@ def record(run_dir: Path, labels: str, ft_seeds: list[int], ft_steps: int,
     if meta["backbone"]["name"].startswith("vit"):
         seg = cached(run_dir / "prompt-seg.json", lambda: selfsup.evaluate(
             run_dir, data=data, protocols=["prompt_seg"])["prompt_seg"])
-    tag = labels.replace("%", "").replace(",", "-")
-    # the from-scratch arm depends only on the architecture: the first run of each backbone
-    # trains it, the others skip it
-    ft = {"rows": [], "budget": None} if not ft_steps else cached(
-        run_dir / f"finetune-{tag}-{ft_steps}{'' if baseline else '-nobase'}.json",
-        lambda: selfsup.finetune(run_dir, labels=labels, seeds=tuple(ft_seeds), steps=ft_steps,
-                                 baseline=baseline, progress=True))
+    vit = meta["backbone"]["name"].startswith("vit")
+    ft = (finetuned(run_dir, labels, ft_steps, ft_seeds, scratch_seeds,
+                    layer_decay if vit else None) if ft_steps
+          else {"rows": [], "budget": None})
     return {"run_dir": str(run_dir), "method": meta["method"], "backbone":
             meta["backbone"]["name"], "steps": meta["steps"], "knn": ev["knn_top1"],
             "linear": ev["linear_top1"], "finetune": ft["rows"], "ft_budget": ft["budget"],
@@ -167,8 +196,16 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--simclr-seed", type=int, default=0)
     p.add_argument("--labels", default="1%,10%,100%")
-    p.add_argument("--ft-seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--ft-seeds", type=int, nargs="+", default=[0, 1, 2],
+                   help="fine-tuning seeds (label subset, head, batch order) of every run")
+    p.add_argument("--ft-seed-per-run", action="store_true",
+                   help="instead: each run fine-tunes once, under its own pretraining seed")
+    p.add_argument("--scratch-seeds", type=int, nargs="+",
+                   help="seeds of the from-scratch arm, trained once per backbone (default: "
+                   "--ft-seeds, or --seeds with --ft-seed-per-run)")
     p.add_argument("--ft-steps", type=int, default=300)
+    p.add_argument("--layer-decay", type=float,
+                   help="layer-wise lr decay of the ViTs' pretrained arm (MAE's recipe: 0.75)")
     p.add_argument("--root", help="default: runs/masked/<data>-<budget>")
     p.add_argument("--no-append", action="store_true", help="print only; leave RESULTS.md alone")
     a = p.parse_args(argv)
@@ -176,13 +213,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     root.mkdir(parents=True, exist_ok=True)
     plan = [(m, "vit_tiny", s) for m in a.methods for s in a.seeds]
     plan += [("simclr", "vit_tiny", a.simclr_seed), ("simclr", "resnet10w32", a.simclr_seed)]
+    scratch_seeds = a.scratch_seeds or (a.seeds if a.ft_seed_per_run else a.ft_seeds)
     records, has_baseline = [], set()
     for method, backbone, seed in plan:
         run_dir = pretrain_or_reuse(root / f"{method}-{backbone}-s{seed}", "eval", method=method,
                                     data=a.data, backbone=backbone, time_budget=a.budget,
                                     seed=seed, progress=False)
-        records.append(record(run_dir, a.labels, a.ft_seeds, a.ft_steps,
-                              baseline=backbone not in has_baseline, data=a.data))
+        # the from-scratch arm depends only on the architecture: the first run of each backbone
+        # trains it
+        records.append(record(run_dir, a.labels, [seed] if a.ft_seed_per_run else a.ft_seeds,
+                              [] if backbone in has_baseline else scratch_seeds, a.ft_steps,
+                              a.layer_decay, data=a.data))
         has_baseline.add(backbone)
         print({k: v for k, v in records[-1].items() if k != "finetune"}, flush=True)
     # the untrained encoders the runs start from: MAE's build (mean of the patch tokens, as
@@ -199,7 +240,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if not a.no_append:
         b = records[0]["ft_budget"]
         ft = (f"fine-tuning: {b['steps']} steps of batch {b['batch_size']}, lr {b['lr']:g}, "
-              f"{b['augmentation']}, seeds {a.ft_seeds} per run" if b else
+              f"{b['augmentation']}, ViT layer decay {a.layer_decay}, seeds "
+              f"{'= each run its own' if a.ft_seed_per_run else a.ft_seeds}, from scratch "
+              f"{scratch_seeds}" if b else
               "fine-tuning not run (--ft-steps 0)")
         append_table(f"Masked image modelling: {a.data}, {a.budget} of pretraining per run, CPU",
                      header, rows,

@@ -128,7 +128,7 @@ def _pretrain_with_config(tmp_path, text: str, *flags: str) -> tuple[int, str]:
     ("data: digits\nmethod_args: 3\n", "config field method_args must be dict"),
     ("data: digits\ntime_budget: -30\n", "time budget must be positive, got -30"),
     ("data: digits\nepochs: 0\n", "epochs must be >= 1"),
-    ("data: digits\nschedule: linear\n", "valid: cosine, infinite, repeated-cosine"),
+    ("data: digits\nschedule: step\n", "valid: cosine, linear, infinite, repeated-cosine"),
     ("data: [digits\n", "is not valid YAML (line 2)"),
     ("- digits\n", "must hold a mapping of config fields"),
 ])

@@ -79,8 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     pre.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last "
                      "checkpoint with its saved config (--epochs/--time-budget may extend it)")
     pre.add_argument("--schedule", choices=SCHEDULES,
-                     help="learning-rate schedule (default cosine); infinite: warmup, cooldown "
-                     "to a constant, anneal at the end; continue it with --init-from")
+                     help="learning-rate schedule (default cosine); linear: warmup, then linear "
+                     "decay to 0; infinite: warmup, cooldown to a constant, anneal at the end; "
+                     "continue it with --init-from")
     pre.add_argument("--init-from", metavar="RUN_DIR", help="start from that run's weights "
                      "(fresh optimizer), e.g. to continue on new data")
     pre.add_argument("--classes", help="train on these labels of the source only, e.g. 0-4")

@@ -2,7 +2,13 @@ import math
 
 import pytest
 
-from selfsup.train.schedule import Schedule, infinite, repeated_cosine, warmup_cosine
+from selfsup.train.schedule import (
+    Schedule,
+    infinite,
+    repeated_cosine,
+    warmup_cosine,
+    warmup_linear,
+)
 
 
 def test_warmup_is_linear_from_zero():
@@ -17,6 +23,16 @@ def test_cosine_halfway_and_end():
     assert warmup_cosine(110, 110, 10) == pytest.approx(0.0, abs=1e-12)
     assert warmup_cosine(500, 110, 10, final=0.1) == pytest.approx(0.1)
     assert warmup_cosine(35, 110, 10) == pytest.approx(0.5 * (1 + math.cos(math.pi * 0.25)))
+
+
+def test_linear_decay_by_hand():
+    # warmup 10 of 110 steps, then 1 - (t - 10) / 100: 0.75 at 35, 0.5 at 60, 0 at the end
+    assert warmup_linear(4, 110, 10) == pytest.approx(0.5)
+    assert warmup_linear(10, 110, 10) == pytest.approx(1.0)
+    assert warmup_linear(35, 110, 10) == pytest.approx(0.75)
+    assert warmup_linear(60, 110, 10) == pytest.approx(0.5)
+    assert warmup_linear(110, 110, 10) == 0.0
+    assert warmup_linear(500, 110, 10) == 0.0  # past the end: no negative lr
 
 
 def test_repeated_cosine_restarts_each_stage():
@@ -51,6 +67,7 @@ def test_infinite_is_continuous():
 
 def test_schedule_by_name():
     assert Schedule("cosine", 0.1)(5, 100) == warmup_cosine(5, 100, 10)
+    assert Schedule("linear", 0.1)(55, 100) == pytest.approx(0.5)
     assert Schedule("repeated-cosine", 0.1)(105, 100) == warmup_cosine(5, 100, 10)
     infinite_schedule = Schedule("infinite", 0.1, constant=0.5, cooldown_fraction=0.2,
                                  anneal_fraction=0.1)
@@ -59,5 +76,5 @@ def test_schedule_by_name():
     continued = Schedule("infinite", 0.1, constant=0.5, continuing=True)
     assert continued(0, 100) == pytest.approx(0.5)
     assert continued.warmup_steps(100) == 0
-    with pytest.raises(ValueError, match="cosine, infinite, repeated-cosine"):
+    with pytest.raises(ValueError, match="cosine, linear, infinite, repeated-cosine"):
         Schedule("step")

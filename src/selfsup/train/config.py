@@ -106,7 +106,7 @@ class PretrainConfig:
     eval_protocols: list[str] = field(default_factory=lambda: ["knn", "linear", "rankme"])
     log_every: int = 10
     checkpoint_every_s: float = 120.0
-    schedule: str = "cosine"  # cosine | infinite | repeated-cosine (see train/schedule.py)
+    schedule: str = "cosine"  # cosine | linear | infinite | repeated-cosine (train/schedule.py)
     schedule_constant: float = 0.5  # infinite: the constant phase's lr, a fraction of the peak
     cooldown_fraction: float = 0.2  # infinite: steps of the cosine from the peak to the constant
     anneal_fraction: float = 0.1  # infinite: the last steps, annealed linearly to 0

@@ -195,9 +195,8 @@ def finetune(run_dir: str | Path, data: str | None = None,
     """End-to-end fine-tuning of a run's encoder with a linear head on class-balanced label
     subsets, beside the same architecture trained from scratch on the same labels and budget
     (`selfsup.evaluate.finetune`; ``baseline=False`` skips that arm, ``pretrained=False`` the
-    run's own). Results go to the run's
-    eval.json under ``finetune`` (or to ``eval-<data>.json`` for other data), and are
-    returned."""
+    run's own). Results go to the run's eval.json under ``finetune`` (or to
+    ``eval-<data>.json`` for other data), and are returned."""
     from .backbones import backbone_from_config
     from .evaluate import finetune as ft
     from .evaluate.suite import train_test

@@ -88,11 +88,9 @@ def record(run_dir: Path, labels: str, ft_seeds: list[int], scratch_seeds: list[
     run = RunDir(run_dir)
     ev = json.loads(run.eval.read_text())
     meta = json.loads(run.meta.read_text())
-    seg = None
-    if meta["backbone"]["name"].startswith("vit"):
-        seg = cached(run_dir / "prompt-seg.json", lambda: selfsup.evaluate(
-            run_dir, data=data, protocols=["prompt_seg"])["prompt_seg"])
     vit = meta["backbone"]["name"].startswith("vit")
+    seg = cached(run_dir / "prompt-seg.json", lambda: selfsup.evaluate(
+        run_dir, data=data, protocols=["prompt_seg"])["prompt_seg"]) if vit else None
     ft = (finetuned(run_dir, labels, ft_steps, ft_seeds, scratch_seeds,
                     layer_decay if vit else None) if ft_steps
           else {"rows": [], "budget": None})

@@ -241,10 +241,9 @@ def finetune_once(encoder: nn.Module, train: Split, test: Split, indices: np.nda
     batch = min(batch_size, len(indices))
     order = _batch_order(indices, steps, batch, seed)
     warmup = max(1, round(WARMUP_FRACTION * steps))
-    devices = [device.index or 0] if device.type == "cuda" else []
     # the augmentation draws from the global generator: fork it so a seed fixes the run without
     # moving the caller's random state
-    with torch.random.fork_rng(devices=devices):
+    with torch.random.fork_rng(devices=_rng_devices(device)):
         torch.manual_seed(seed)
         head = nn.Linear(model.dim, num_classes).to(device)
         nn.init.trunc_normal_(head.weight, std=HEAD_INIT_STD)
@@ -270,6 +269,11 @@ def finetune_once(encoder: nn.Module, train: Split, test: Split, indices: np.nda
             loss.backward()
             optimizer.step()
     return _top1(model, head, test, bf16)
+
+
+def _rng_devices(device: torch.device) -> list[int]:
+    """The CUDA devices whose generators `torch.random.fork_rng` must fork for ``device``."""
+    return [device.index or 0] if device.type == "cuda" else []
 
 
 def _summary(runs: Sequence[float]) -> dict[str, Any]:
@@ -322,8 +326,7 @@ def finetune_protocol(encoder: nn.Module, scratch: Callable[[], nn.Module] | Non
                                                         layer_decay=layer_decay, **common))
             if scratch is not None:
                 # the seed fixes the fresh init too, whatever ran before this run
-                with torch.random.fork_rng(devices=[device.index or 0]
-                                           if device.type == "cuda" else []):
+                with torch.random.fork_rng(devices=_rng_devices(device)):
                     torch.manual_seed(seed)
                     fresh = scratch().to(device)
                 if getattr(fresh, "dim", None) != encoder.dim:

@@ -93,3 +93,32 @@ def test_progressive_resizing_rejects_crops_that_shrink_and_bad_ramps():
         ViewConfig(min_crop_ratio=0.5, resolution_ramp=(0.9, 0.5)).validate()
     with pytest.raises(ValueError, match="min_crop_ratio"):
         ViewConfig(min_crop_ratio=0.0).validate()
+
+
+def _equal_steps(v: torch.Tensor) -> torch.Tensor:
+    """Per pixel, whether R - G == G - B still holds. Brightness, contrast and saturation act on
+    every channel alike (an add, a scale, a blend with the pixel's gray), so they keep it where
+    no channel was clipped; a hue rotation breaks it."""
+    r, g, b = v.unbind(1)  # (B, H, W) each
+    inside = (v > 0.01).all(1) & (v < 0.99).all(1)
+    return ((r - g) - (g - b)).abs()[inside] < 1e-3
+
+
+@pytest.mark.parametrize("color_strength, hue_moves", [(0.0, False), (None, True)])
+def test_color_strength_sets_saturation_and_hue_apart(color_strength, hue_moves):
+    torch.manual_seed(0)
+    # every pixel R, G, B = 118, 128, 138: equal steps, mid-range
+    x = torch.tensor([118, 128, 138], dtype=torch.uint8).view(1, 3, 1, 1).expand(64, 3, 8, 8)
+    cfg = ViewConfig(crop_scale=(1.0, 1.0), flip_p=0.0, jitter_p=1.0, grayscale_p=0.0,
+                     jitter_strength=1.0, color_strength=color_strength)
+    crops = TwoCropViews(Preprocessing(8, 3, (0.5,) * 3, (0.5,) * 3), cfg).crop
+    v = crops.unnormalized(x.contiguous())  # (64, 3, 8, 8) in [0, 1]
+    kept = _equal_steps(v)
+    assert kept.numel() > 64  # most pixels stay unclipped
+    assert bool(kept.all()) is not hue_moves
+    assert v.std(0).max() > 0.05  # brightness and contrast still vary between samples
+
+
+def test_negative_color_strength_is_refused():
+    with pytest.raises(ValueError, match="color_strength"):
+        ViewConfig.from_dict({"color_strength": -0.5})

@@ -29,6 +29,9 @@ class ViewConfig:
     flip_p: float = 0.5
     jitter_p: float = 0.8
     jitter_strength: float = 0.5  # SimCLR's s: brightness=contrast=saturation=0.8s, hue=0.2s
+    # s for saturation and hue alone (3-channel inputs), None: jitter_strength. Lets brightness
+    # and contrast be strengthened without also strengthening the colour changes.
+    color_strength: float | None = None
     grayscale_p: float = 0.2      # 3-channel inputs only
     blur_p: float = 0.0           # SimCLR turns blur off for 32 px images
     solarize_p: float = 0.0
@@ -97,5 +100,6 @@ class ViewConfig:
             raise ValueError(f"view setting field_correlation must be >= 0 (a fraction of the "
                              f"image side; inf for a global transform), got "
                              f"{self.field_correlation!r}")
-        if self.small_crops < 0 or self.jitter_strength < 0:
-            raise ValueError("view settings small_crops and jitter_strength must be >= 0")
+        if self.small_crops < 0 or self.jitter_strength < 0 or (self.color_strength or 0) < 0:
+            raise ValueError("view settings small_crops, jitter_strength and color_strength must "
+                             "be >= 0")

@@ -31,10 +31,11 @@ class CropAugment(nn.Module):
         super().__init__()
         self.config, self.preprocessing, self.size, self.scale = config, preprocessing, size, scale
         s, c = config.jitter_strength, preprocessing.channels
+        sc = s if config.color_strength is None else config.color_strength  # saturation, hue
         self.jitter_1ch = config.jitter_p > 0 and s > 0 and c == 1
         ops: list[nn.Module] = []
-        if config.jitter_p > 0 and s > 0 and c == 3:
-            ops.append(K.ColorJitter(0.8 * s, 0.8 * s, 0.8 * s, 0.2 * s, p=config.jitter_p))
+        if config.jitter_p > 0 and (s > 0 or sc > 0) and c == 3:
+            ops.append(K.ColorJitter(0.8 * s, 0.8 * s, 0.8 * sc, 0.2 * sc, p=config.jitter_p))
         if c == 3 and config.grayscale_p > 0:
             ops.append(K.RandomGrayscale(p=config.grayscale_p))
         if config.blur_p > 0:

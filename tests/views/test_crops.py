@@ -114,7 +114,7 @@ def test_color_strength_sets_saturation_and_hue_apart(color_strength, hue_moves)
     crops = TwoCropViews(Preprocessing(8, 3, (0.5,) * 3, (0.5,) * 3), cfg).crop
     v = crops.unnormalized(x.contiguous())  # (64, 3, 8, 8) in [0, 1]
     kept = _equal_steps(v)
-    assert kept.numel() > 64  # most pixels stay unclipped
+    assert kept.numel() > 64  # enough pixels stay unclipped to judge by
     assert bool(kept.all()) is not hue_moves
     assert v.std(0).max() > 0.05  # brightness and contrast still vary between samples
 

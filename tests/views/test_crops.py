@@ -96,9 +96,9 @@ def test_progressive_resizing_rejects_crops_that_shrink_and_bad_ramps():
 
 
 def _equal_steps(v: torch.Tensor) -> torch.Tensor:
-    """Per pixel, whether R - G == G - B still holds. Brightness, contrast and saturation act on
-    every channel alike (an add, a scale, a blend with the pixel's gray), so they keep it where
-    no channel was clipped; a hue rotation breaks it."""
+    """Per pixel, whether R - G == G - B still holds. Brightness and contrast act on every
+    channel alike (an add, a scale) and kornia's saturation scales HSV saturation at a fixed hue,
+    so they keep it where no channel was clipped; a hue rotation breaks it."""
     r, g, b = v.unbind(1)  # (B, H, W) each
     inside = (v > 0.01).all(1) & (v < 0.99).all(1)
     return ((r - g) - (g - b)).abs()[inside] < 1e-3

@@ -5,7 +5,7 @@ from selfsup.backbones import BACKBONES, Preprocessing, build_backbone
 from selfsup.backbones.io import load_encoder, save_encoder
 
 
-@pytest.mark.parametrize("name", ["resnet10w32", "resnet18"])
+@pytest.mark.parametrize("name", ["resnet10w32", "resnet10w48", "resnet18"])
 @pytest.mark.parametrize("channels", [1, 3])
 def test_pooled_features_any_channels(name, channels):
     net = build_backbone(name, channels=channels, input_size=28).eval()
@@ -16,6 +16,7 @@ def test_pooled_features_any_channels(name, channels):
 
 def test_widths_and_dims():
     assert build_backbone("resnet10w32", channels=1, input_size=28).dim == 256
+    assert build_backbone("resnet10w48", channels=1, input_size=28).dim == 384
     assert build_backbone("resnet18", channels=3, input_size=32).dim == 512
     assert build_backbone("resnet50", channels=3, input_size=32).dim == 2048
 

@@ -14,6 +14,7 @@ from .registry import register_backbone
 ARCHITECTURES: dict[str, tuple[type[nn.Module], list[int], int]] = {
     "resnet8w32": (BasicBlock, [1, 1, 1], 32),
     "resnet10w32": (BasicBlock, [1, 1, 1, 1], 32),
+    "resnet10w48": (BasicBlock, [1, 1, 1, 1], 48),
     "resnet10": (BasicBlock, [1, 1, 1, 1], 64),
     "resnet18": (BasicBlock, [2, 2, 2, 2], 64),
     "resnet50": (Bottleneck, [3, 4, 6, 3], 64),

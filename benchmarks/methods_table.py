@@ -49,7 +49,8 @@ def parse_spec(spec: str) -> tuple[str, dict]:
     fill those dicts; any other key is a config field)."""
     method, _, settings = spec.partition("[")
     options: dict = {}
-    for pair in filter(None, settings.rstrip("]").split(";")):
+    settings = settings[:-1] if settings.endswith("]") else settings  # one: values may be lists
+    for pair in filter(None, settings.split(";")):
         key, value = pair.split("=", 1)
         group, _, name = key.rpartition(".")
         if group:

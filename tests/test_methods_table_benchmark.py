@@ -53,3 +53,11 @@ def test_ema_runs_get_a_row_for_their_online_weights(tmp_path):
     assert [row[:4] for row in rows] == [
         ["simclr[ema=0.99]", 1, "80.00", "90.00"],
         ["simclr[ema=0.99] (online weights)", 1, "75.00", "85.00"]]
+
+
+def test_spec_values_may_be_lists():
+    assert methods_table.parse_spec("simclr[views.crop_scale=[0.2,1.0]]") == (
+        "simclr", {"views": {"crop_scale": [0.2, 1.0]}})
+    assert methods_table.parse_spec("simclr[views.crop_scale=[0.3,1.0];ema=0.999]") == (
+        "simclr", {"views": {"crop_scale": [0.3, 1.0]}, "ema": 0.999})
+    assert methods_table.parse_spec("barlow_twins") == ("barlow_twins", {})

@@ -1,7 +1,10 @@
 import torch
 import torchvision.transforms.functional as TF
 
-from selfsup.views.photometric import adjust_brightness_contrast, brightness_contrast
+import kornia
+import pytest
+
+from selfsup.views.photometric import adjust_brightness_contrast, brightness_contrast, solarize
 
 
 def test_matches_torchvision_brightness_then_contrast():
@@ -32,3 +35,22 @@ def test_probability_and_factor_ranges():
     ratio = out[:, 0, 0, 1] / x[:, 0, 0, 1]  # brightness moves this pixel, contrast too
     assert ratio.min() > 0.6 * 0.6 - 1e-6 and ratio.max() < 1.4 * 1.4 + 1e-6
     assert brightness_contrast(x, 0.4, 0.4, p=0.0).equal(x)
+
+
+def test_solarize_hand_computed_and_as_kornia():
+    x = torch.tensor([0.0, 0.2, 0.5, 0.8, 1.0]).view(1, 1, 1, 5)
+    # at or above 0.5 -> 1 - x
+    torch.testing.assert_close(solarize(x, p=1.0), torch.tensor([0.0, 0.2, 0.5, 0.2, 0.0]
+                                                                ).view(1, 1, 1, 5))
+    assert torch.equal(solarize(x, p=0.0), x)
+    rgb = torch.rand(4, 3, 9, 9)
+    torch.testing.assert_close(solarize(rgb, p=1.0), kornia.enhance.solarize(rgb, 0.5))
+
+
+def test_solarize_per_sample_probability():
+    torch.manual_seed(0)
+    x = torch.rand(4000, 3, 4, 4) * 0.5 + 0.5  # every pixel >= 0.5: a solarized sample changes
+    out = solarize(x, p=0.2)
+    changed = (out != x).flatten(1)  # (B, 48)
+    assert bool((changed.all(1) | ~changed.any(1)).all())  # a whole sample or none of it
+    assert changed.all(1).float().mean().item() == pytest.approx(0.2, abs=0.02)

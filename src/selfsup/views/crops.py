@@ -14,16 +14,16 @@ from torch import nn
 from ..backbones.preprocessing import Preprocessing
 from .config import ViewConfig
 from .geometric import random_resized_crop_flip
-from .photometric import brightness_contrast
+from .photometric import brightness_contrast, solarize
 
 
 class CropAugment(nn.Module):
     """One augmented crop per sample: uint8 (B, C, H, W) -> float (B, C, size, size),
     normalized by ``preprocessing``.
 
-    Crop, flip and one-channel jitter are batched tensor code (geometric.py, photometric.py:
-    ~20x faster than kornia on small images); colour jitter with saturation and hue, grayscale,
-    blur and solarization, which only larger RGB recipes use, are kornia's.
+    Crop, flip, one-channel jitter and solarization are batched tensor code (geometric.py,
+    photometric.py: several times faster than kornia on small images); colour jitter with
+    saturation and hue, grayscale and blur are kornia's.
     """
 
     def __init__(self, preprocessing: Preprocessing, config: ViewConfig, size: int,
@@ -41,8 +41,6 @@ class CropAugment(nn.Module):
         if config.blur_p > 0:
             k = max(3, (size // 10) | 1)  # SimCLR: kernel 10% of the image side, odd
             ops.append(K.RandomGaussianBlur((k, k), sigma=(0.1, 2.0), p=config.blur_p))
-        if config.solarize_p > 0:
-            ops.append(K.RandomSolarize(thresholds=0.0, additions=0.0, p=config.solarize_p))
         self.augment = K.AugmentationSequential(*ops) if ops else None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
@@ -60,6 +58,8 @@ class CropAugment(nn.Module):
             x = brightness_contrast(x, 0.8 * s, 0.8 * s, cfg.jitter_p)
         if self.augment is not None:
             x = self.augment(x)
+        if cfg.solarize_p > 0:
+            x = solarize(x, cfg.solarize_p)  # last, as in BYOL's view pipeline
         return x
 
 

@@ -1,8 +1,7 @@
-import torch
-import torchvision.transforms.functional as TF
-
 import kornia
 import pytest
+import torch
+import torchvision.transforms.functional as TF
 
 from selfsup.views.photometric import adjust_brightness_contrast, brightness_contrast, solarize
 

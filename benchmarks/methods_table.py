@@ -18,6 +18,12 @@ settings (`parse_spec`), as issue 17's random-field claim does:
     python benchmarks/methods_table.py --budget 10m --seeds 0 1 2 --methods simclr \
         "simclr[views.kind=random_field;views.field_strength=0.5]" barlow_twins \
         mixed_barlow_twins scatsimclr transitive
+Levers that leave a step's cost unchanged (views, temperature, schedule) are screened at equal
+steps with ``--epochs E`` instead of a time budget: the machine's speed, which swings by a
+third between sittings here, then cannot move the comparison (runs in
+``runs/methods/<data>-<E>ep``):
+    python benchmarks/methods_table.py --epochs 8 --seeds 0 --methods simclr \
+        "simclr[views.solarize_p=0.0]"
 A quick check (seconds, nothing appended):
     python benchmarks/methods_table.py --data digits --budget 5s --seeds 0 \
         --methods simclr dcl --root /tmp/methods-check --no-append
@@ -60,9 +66,10 @@ def parse_spec(spec: str) -> tuple[str, dict]:
     return method, options
 
 
-def train_or_reuse(spec: str, seed: int, data: str, budget: str, root: Path,
-                   trained_only: bool = False) -> dict | None:
-    """The run's record, trained first if it has no eval.json (None under ``trained_only``)."""
+def train_or_reuse(spec: str, seed: int, data: str, budget: str | None, root: Path,
+                   trained_only: bool = False, epochs: int | None = None) -> dict | None:
+    """The run's record, trained first if it has no eval.json (None under ``trained_only``):
+    for the time ``budget``, or for ``epochs`` when given (then ``budget`` is not used)."""
     method, options = parse_spec(spec)
     run_dir = run_dir_for(root, spec.replace("[", "-").replace(";", "-").rstrip("]"), seed)
     if trained_only and not (run_dir / "eval.json").is_file():
@@ -72,8 +79,9 @@ def train_or_reuse(spec: str, seed: int, data: str, budget: str, root: Path,
             stale = run_dir.with_name(run_dir.name + "-interrupted")
             print(f"{run_dir} has no eval.json; moved to {stale}", flush=True)
             run_dir.rename(stale)
-        selfsup.pretrain(method, data, time_budget=budget, seed=seed, run_dir=str(run_dir),
-                         progress=False, **options)
+        length = {"epochs": epochs} if epochs is not None else {"time_budget": budget}
+        selfsup.pretrain(method, data, seed=seed, run_dir=str(run_dir), progress=False,
+                         **length, **options)
     ev = json.loads((run_dir / "eval.json").read_text())
     metrics = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
     steps = max((m["step"] for m in metrics if "step" in m), default=0)
@@ -115,20 +123,24 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--methods", nargs="+", required=True)
     p.add_argument("--data", default="fashion-mnist")
     p.add_argument("--budget", default="10m", help="time budget per run (default 10m)")
+    p.add_argument("--epochs", type=int,
+                   help="train this many epochs instead of a time budget (equal steps)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--root", help="default: runs/methods/<data>-<budget>")
+    p.add_argument("--root", help="default: runs/methods/<data>-<budget>, or -<E>ep")
     p.add_argument("--no-append", action="store_true", help="print only; leave RESULTS.md alone")
     p.add_argument("--title", help="RESULTS.md section title (default: data, budget)")
     p.add_argument("--trained-only", action="store_true",
                    help="train nothing: the table from the runs that have finished (the seeds "
                         "column says how many each method has)")
     a = p.parse_args(argv)
-    root = Path(a.root or f"runs/methods/{Path(a.data).stem}-{a.budget}")
+    length = f"{a.epochs}ep" if a.epochs is not None else a.budget
+    root = Path(a.root or f"runs/methods/{Path(a.data).stem}-{length}")
     root.mkdir(parents=True, exist_ok=True)
     records = []
     for seed in a.seeds:  # seed-major: a sweep cut short still has every method once
         for method in a.methods:
-            record = train_or_reuse(method, seed, a.data, a.budget, root, a.trained_only)
+            record = train_or_reuse(method, seed, a.data, a.budget, root, a.trained_only,
+                                    a.epochs)
             if record is not None:
                 records.append(record)
                 print(record, flush=True)
@@ -140,9 +152,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if a.no_append:
         return records
     save_json("methods-table", records)
-    append_table(a.title or f"Methods at equal budget: {a.data}, {a.budget} per run, CPU",
+    flag = f"--epochs {a.epochs}" if a.epochs is not None else "--time-budget B"
+    per_run = f"{a.epochs} epochs" if a.epochs is not None else a.budget
+    append_table(a.title or f"Methods at equal budget: {a.data}, {per_run} per run, CPU",
                  header, rows,
-                 "`selfsup pretrain --method M --seed S --time-budget B` with each method's "
+                 f"`selfsup pretrain --method M --seed S {flag}` with each method's "
                  "recipe, one run at a time; kNN k=200, T=0.1 and linear (C on a validation "
                  f"split) on the test split; runs in {root}")
     return records

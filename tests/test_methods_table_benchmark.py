@@ -61,3 +61,20 @@ def test_spec_values_may_be_lists():
     assert methods_table.parse_spec("simclr[views.crop_scale=[0.3,1.0];ema=0.999]") == (
         "simclr", {"views": {"crop_scale": [0.3, 1.0]}, "ema": 0.999})
     assert methods_table.parse_spec("barlow_twins") == ("barlow_twins", {})
+
+
+def test_epochs_train_equal_steps_instead_of_a_time_budget(tmp_path, monkeypatch):
+    calls = []
+
+    def fake_pretrain(method, data, **kwargs):
+        calls.append((method, kwargs))
+        finished_run(Path(kwargs["run_dir"]), 0.8)
+
+    monkeypatch.setattr(methods_table.selfsup, "pretrain", fake_pretrain)
+    monkeypatch.chdir(tmp_path)
+    methods_table.main(["--methods", "simclr[views.solarize_p=0.0]", "--epochs", "8",
+                        "--seeds", "0", "--data", "digits", "--no-append"])
+    (method, kwargs), = calls
+    assert method == "simclr" and kwargs["epochs"] == 8 and "time_budget" not in kwargs
+    assert kwargs["views"] == {"solarize_p": 0.0}
+    assert kwargs["run_dir"] == str(Path("runs/methods/digits-8ep/simclr-views.solarize_p=0.0-s0"))

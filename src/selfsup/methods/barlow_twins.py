@@ -28,8 +28,11 @@ class BarlowTwins(TwoViewMethod):
     # For a 10-minute CPU budget the sweep in benchmarks/RESULTS.md chose AdamW, the milder
     # crops and 0.72-side training crops SimCLR uses here, and a 512-d projector: wider ones
     # (1024, 2048) learned less in the budget, and lambda 0.02 or 0.002 did worse than 0.0051.
+    # Solarization on each view with p = 0.2 (BYOL's, which the paper's views follow with p = 0
+    # and 0.2 on its two views): issue 18, at 10 minutes, seed 0, +0.81 kNN on Fashion-MNIST
+    # and +3.88 on CIFAR-10 as a folder. Mixed Barlow Twins shares this recipe.
     recipe = Recipe(optimizer="adamw", lr=2e-3, weight_decay=0.05, warmup_fraction=0.05,
-                    views=ViewConfig(crop_scale=(0.5, 1.0), crop_ratio=0.72))
+                    views=ViewConfig(crop_scale=(0.5, 1.0), crop_ratio=0.72, solarize_p=0.2))
 
     def __init__(self, backbone: nn.Module, views: nn.Module, data: DataSpec,
                  lambda_: float = 0.0051,

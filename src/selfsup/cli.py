@@ -67,6 +67,9 @@ def _parser() -> argparse.ArgumentParser:
                      help="default: the method's recipe")
     pre.add_argument("--lr", type=float, help="base learning rate for batch 256 (scaled linearly)")
     pre.add_argument("--weight-decay", type=float)
+    pre.add_argument("--grad-clip", type=float, metavar="NORM",
+                     help="clip the gradients' global L2 norm to NORM (0: off; default: the "
+                     "method's recipe, e.g. 3.0 for cae)")
     pre.add_argument("--image-size", type=int, help="training resolution (default: the source's)")
     pre.add_argument("--channels", type=int, choices=[1, 3])
     pre.add_argument("--precision", choices=PRECISIONS,
@@ -249,8 +252,9 @@ def _config_from_args(a: argparse.Namespace) -> dict[str, Any]:
     flags = {
         "method": a.method, "data": a.data, "backbone": a.backbone, "epochs": a.epochs,
         "time_budget": a.time_budget, "batch_size": a.batch_size, "optimizer": a.optimizer,
-        "lr": a.lr, "weight_decay": a.weight_decay, "image_size": a.image_size,
-        "channels": a.channels, "precision": a.precision, "devices": a.devices,
+        "lr": a.lr, "weight_decay": a.weight_decay, "grad_clip": a.grad_clip,
+        "image_size": a.image_size, "channels": a.channels, "precision": a.precision,
+        "devices": a.devices,
         "num_nodes": a.num_nodes, "run_dir": a.run_dir, "seed": a.seed,
         "schedule": a.schedule, "init_from": a.init_from, "classes": a.classes,
         "sync_batchnorm": a.sync_batchnorm, "batch_sampler": a.batch_sampler,

@@ -23,6 +23,8 @@ class Recipe:
     global batch size (Goyal et al. 2017), as SimCLR and Barlow Twins do. ``betas`` are Adam's
     (AdamW only). ``backbone`` "default" is the CPU default ResNet; ``backbone_args`` are
     the method's own backbone settings (MAE's mean pooling), under the user's ``backbone_args``.
+    ``grad_clip``: the largest global L2 norm of the gradients (Lightning's
+    ``gradient_clip_val``), None for no clipping, as the paper's recipe has it.
     """
 
     optimizer: str = "lars"
@@ -34,6 +36,7 @@ class Recipe:
     betas: tuple[float, float] = (0.9, 0.999)
     backbone: str = "default"
     backbone_args: dict[str, Any] = field(default_factory=dict)
+    grad_clip: float | None = None
 
 
 class Method(nn.Module):

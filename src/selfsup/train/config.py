@@ -92,6 +92,7 @@ class PretrainConfig:
     lr: float | None = None  # for a batch of 256, scaled linearly with batch size
     weight_decay: float | None = None
     warmup_fraction: float | None = None
+    grad_clip: float | None = None  # max gradient norm; 0: no clipping; None: the recipe's
     method_args: dict[str, Any] = field(default_factory=dict)
     backbone_args: dict[str, Any] = field(default_factory=dict)  # e.g. {"depth": 6, "pool": "mean"}
     views: dict[str, Any] = field(default_factory=dict)
@@ -183,7 +184,7 @@ class PretrainConfig:
         if self.precision not in PRECISIONS:
             raise ConfigError(f"unknown precision {self.precision!r}; "
                               f"valid: {', '.join(PRECISIONS)}")
-        for name in ("lr", "weight_decay", "warmup_fraction"):
+        for name in ("lr", "weight_decay", "warmup_fraction", "grad_clip"):
             v = getattr(self, name)
             if v is not None and v < 0:
                 raise ConfigError(f"{name} must be >= 0, got {v}")

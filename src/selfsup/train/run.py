@@ -223,6 +223,7 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
     wd = config.weight_decay if config.weight_decay is not None else recipe.weight_decay
     warmup = (config.warmup_fraction if config.warmup_fraction is not None
               else recipe.warmup_fraction)
+    clip = (config.grad_clip if config.grad_clip is not None else recipe.grad_clip) or None
 
     in_memory = source.train.images is not None
     workers = config.num_workers if config.num_workers is not None else (
@@ -268,7 +269,7 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
     run_dir.mkdir(parents=True, exist_ok=True)
     resolved = config.to_dict() | {"resolved": {
         "optimizer": optimizer, "lr_scaled": lr, "weight_decay": wd, "warmup_fraction": warmup,
-        "betas": list(betas), "precision": resolve_precision(config),
+        "betas": list(betas), "grad_clip": clip, "precision": resolve_precision(config),
         "backbone": method.backbone.config["name"], "views": method.views.config.to_dict(),
         "method_args": {**method.hparams(), **config.method_args},
         # with the method's args, enough to rebuild the method alone (layers probe, report)
@@ -297,7 +298,7 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
     hooks += callbacks
     if progress:
         hooks.append(PretrainProgressBar(leave=True))
-    trainer = build_trainer(config, hooks, progress)
+    trainer = build_trainer(config, hooks, progress, grad_clip=clip)
     if not resume:
         log_config(trainer.loggers, resolved)  # a resumed run's trackers have it already
     t0 = time.perf_counter()
@@ -344,11 +345,12 @@ def shard_loader(source: DataSource, config: PretrainConfig, per_device: int, wo
     return stream, loader
 
 
-def build_trainer(config: PretrainConfig, callbacks: list[L.Callback], progress: bool
-                  ) -> L.Trainer:
+def build_trainer(config: PretrainConfig, callbacks: list[L.Callback], progress: bool,
+                  grad_clip: float | None = None) -> L.Trainer:
     """DDP when devices x nodes > 1 (gloo on CPU, NCCL on GPUs); Lightning reads torchrun's and
     SLURM's environment variables itself. ``config.loggers`` become Lightning loggers writing
-    into ``RUN/logs/`` (train/trackers.py); ``config.run_dir`` must be set."""
+    into ``RUN/logs/`` (train/trackers.py); ``config.run_dir`` must be set. ``grad_clip``: the
+    global gradient norm Lightning clips to before each optimizer step (None: no clipping)."""
     world = config.devices * config.num_nodes
     # Lightning's start-up banner (device list, tips) is noise next to our own summary
     for name in ("lightning.pytorch", "lightning.fabric"):
@@ -361,6 +363,7 @@ def build_trainer(config: PretrainConfig, callbacks: list[L.Callback], progress:
         enable_checkpointing=False, enable_model_summary=False,
         enable_progress_bar=progress, num_sanity_val_steps=0, callbacks=callbacks,
         plugins=[AtomicCheckpointIO()], log_every_n_steps=config.log_every,
+        gradient_clip_val=grad_clip, gradient_clip_algorithm="norm",
         # per-process batch statistics unless asked: SyncBatchNorm costs a collective per layer
         sync_batchnorm=config.sync_batchnorm, use_distributed_sampler=False,  # ShardedShuffle
     )

@@ -31,7 +31,9 @@ these changes:
   one symmetric recipe: crops at scale (0.2, 1), flips, the official jitter strength, no blur
   (SimCLR drops it for 32 px images) and solarization 0.1 on each.
 - momentum 0.99 -> 1 on a cosine (official 0.996): a run of a few thousand steps cannot wait
-  for a slower teacher, as in MoCo here. No drop path, no gradient clipping, fixed weight decay.
+  for a slower teacher, as in MoCo here. No drop path, fixed weight decay, and no gradient
+  clipping: the official code clips each parameter's gradient to norm 3.0 on its own (DINO's
+  ``clip_gradients``), which the recipe's global-norm ``grad_clip`` would not reproduce.
   ``reconstruction_weight`` keeps the code's 1 (its README suggests 5 on small datasets).
 - rotation variant: the paper's ViT has a rotation token and a contrastive token; the library's
   ViT has one class token, so the contrastive head reads it (the exported feature) and the

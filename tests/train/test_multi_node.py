@@ -13,12 +13,12 @@ import sys
 import pytest
 import yaml
 
-# Identical, deterministic views (whole-image crops, no flip or jitter) and no batch norm (a
-# ViT, a one-layer projector): the loss then depends on the global batch only, which Barlow
-# Twins' all-reduced cross-correlation sees whole on every rank.
+# Identical, deterministic views (whole-image crops, no flip, jitter or solarization) and no
+# batch norm (a ViT, a one-layer projector): the loss then depends on the global batch only,
+# which Barlow Twins' all-reduced cross-correlation sees whole on every rank.
 CONFIG = {"log_every": 1, "rankme_samples": 0, "method_args": {"proj_layers": 1},
           "backbone_args": {"depth": 1, "patch_size": 2, "dim": 64, "heads": 2},
-          "views": {"crop_scale": [1, 1], "flip_p": 0, "jitter_p": 0}}
+          "views": {"crop_scale": [1, 1], "flip_p": 0, "jitter_p": 0, "solarize_p": 0}}
 ARGS = ["--method", "barlow_twins", "--data", "digits", "--classes", "0-1", "--backbone",
         "vit_tiny", "--epochs", "2", "--batch-size", "32", "--precision", "32",
         "--no-progress", "--no-eval"]  # 360 images: 11 steps an epoch

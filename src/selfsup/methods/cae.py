@@ -16,7 +16,10 @@ furnace/engine_for_pretraining.py) except where small images or missing weights 
 
 - target: the paper's decoder predicts the DALL-E tokenizer's codes of the masked patches
   (cross-entropy over 8192). No tokenizer is available here (nor meaningful at 28 px), so the
-  decoder regresses per-patch normalized pixels, MAE's target (`MaskedReconstruction`).
+  decoder regresses per-patch normalized pixels, MAE's target (`MaskedReconstruction`). That
+  weaker signal does not hold off the alignment's trivial minimum, a constant encoder: on
+  Fashion-MNIST the encoder collapses within the first few hundred steps (benchmarks/RESULTS.md,
+  "CAE on Fashion-MNIST, 30m").
 - masks: BEiT's block-wise masking of half the patches, as the official 98 of 196, with blocks
   of at least 2 patches instead of 16 (`block_masking` explains why for 7x7 grids).
 - encoder: the library's ViT (MAE's: no layer scale, no drop path); CAE's encoder has layer

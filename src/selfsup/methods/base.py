@@ -24,7 +24,7 @@ class Recipe:
     (AdamW only). ``backbone`` "default" is the CPU default ResNet; ``backbone_args`` are
     the method's own backbone settings (MAE's mean pooling), under the user's ``backbone_args``.
     ``grad_clip``: the largest global L2 norm of the gradients (Lightning's
-    ``gradient_clip_val``), None for no clipping, as the paper's recipe has it.
+    ``gradient_clip_val``) where the paper's recipe clips; None: no clipping.
     """
 
     optimizer: str = "lars"

@@ -12,7 +12,12 @@ CPU) can be done over several sittings with the same command:
 - a run directory with eval.json is reused; one with a checkpoint but no eval.json (cut short)
   is resumed from its last checkpoint (its time budget counts the time already spent);
 - fine-tuning results are cached per run, one file per fraction, arm and seed
-  (``finetune-<arm>-<labels>-<steps>-s<seed>.json``).
+  (``finetune-<arm>-<labels>-<steps>-s<seed>.json``);
+- every cached result (a run's summary.json, prompt-seg.json, fine-tuning files, the untrained
+  bars) also goes into a ledger committed with the benchmarks
+  (``benchmarks/ledger/masked-<data>-<budget>.jsonl`` for the default root): run directories
+  are git-ignored and lost with a checkout, and a result found only in the ledger is read from
+  it, not rerun.
 
 Issue 14's table (each MAE run fine-tuned under its own seed, the scratch arms under 3):
     python benchmarks/masked_table.py --budget 30m --methods mae --ft-seed-per-run
@@ -32,13 +37,14 @@ import argparse
 import json
 import statistics
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import selfsup
 from selfsup.rundir import RunDir
 
 sys.path.insert(0, str(Path(__file__).parent))
-from results_md import append_table, cached, mean_std, pretrain_or_reuse  # noqa: E402
+from results_md import Ledger, append_table, cached, mean_std, pretrain_or_reuse  # noqa: E402
 
 
 def images_per_s(run: RunDir) -> float | None:
@@ -52,8 +58,19 @@ def mean_int(values: list[float]) -> str:
     return f"{statistics.mean(values):.0f}" if values else ""
 
 
+def on_disk(run_dir: Path) -> Path:
+    """``run_dir``, for a result still to compute from its encoder; a clear error when the run
+    directory is gone (another checkout) and only the ledger holds its other results."""
+    if not RunDir(run_dir).weights.is_file():
+        raise SystemExit(f"{run_dir}: a result this table needs is not in the ledger, and the "
+                         "run's encoder is not on disk to compute it; delete the ledger's lines "
+                         f"for {run_dir.name}/ to pretrain that run again")
+    return run_dir
+
+
 def finetuned(run_dir: Path, labels: str, steps: int, seeds: list[int],
-              scratch_seeds: list[int], layer_decay: float | None) -> dict:
+              scratch_seeds: list[int], layer_decay: float | None,
+              ledger: Ledger | None = None) -> dict:
     """The run's fine-tuning rows (the pretrained arm under ``seeds``, the from-scratch arm
     under ``scratch_seeds``; [] skips it), one cached `selfsup.finetune` call per fraction, arm
     and seed, so a study cut short loses at most the fine-tuning run in progress (minutes of a
@@ -68,10 +85,10 @@ def finetuned(run_dir: Path, labels: str, steps: int, seeds: list[int],
             name = f"finetune-{arm}-{label.strip('% ')}-{steps}{decay}-s{{}}.json"
             results = [cached(run_dir / name.format(s),
                               lambda s=s, arm=arm, label=label: selfsup.finetune(
-                                  run_dir, labels=label, seeds=(s,), steps=steps,
+                                  on_disk(run_dir), labels=label, seeds=(s,), steps=steps,
                                   layer_decay=layer_decay if arm == "pretrained" else None,
                                   baseline=arm == "scratch", pretrained=arm == "pretrained",
-                                  progress=True))
+                                  progress=True), ledger)
                        for s in arm_seeds]
             runs = [r["rows"][0][arm]["runs"][0] for r in results]
             # population std over seeds, as selfsup.finetune reports it
@@ -83,24 +100,35 @@ def finetuned(run_dir: Path, labels: str, steps: int, seeds: list[int],
     return {"rows": rows, "budget": budget}
 
 
-def record(run_dir: Path, labels: str, ft_seeds: list[int], scratch_seeds: list[int],
-           ft_steps: int, layer_decay: float | None, data: str) -> dict:
+def summary(run_dir: Path) -> dict:
+    """What the table reads of a finished run's own files."""
     run = RunDir(run_dir)
     ev = json.loads(run.eval.read_text())
     meta = json.loads(run.meta.read_text())
-    vit = meta["backbone"]["name"].startswith("vit")
+    return {"method": meta["method"], "backbone": meta["backbone"]["name"],
+            "steps": meta["steps"], "knn": ev["knn_top1"], "linear": ev["linear_top1"],
+            "rankme": ev.get("rankme"), "images_per_s": images_per_s(run)}
+
+
+def record(run_dir: Path, pretrain: Callable[[], Path], labels: str, ft_seeds: list[int],
+           scratch_seeds: list[int], ft_steps: int, layer_decay: float | None, data: str,
+           ledger: Ledger | None = None) -> dict:
+    """One run's row: ``pretrain()`` (pretrain, resume or reuse ``run_dir``) runs only when
+    neither the run directory nor the ledger has the run's summary."""
+    s = cached(run_dir / "summary.json", lambda: summary(pretrain()), ledger)
+    vit = s["backbone"].startswith("vit")
     seg = cached(run_dir / "prompt-seg.json", lambda: selfsup.evaluate(
-        run_dir, data=data, protocols=["prompt_seg"])["prompt_seg"]) if vit else None
+        on_disk(run_dir), data=data, protocols=["prompt_seg"])["prompt_seg"],
+        ledger) if vit else None
     ft = (finetuned(run_dir, labels, ft_steps, ft_seeds, scratch_seeds,
-                    layer_decay if vit else None) if ft_steps
+                    layer_decay if vit else None, ledger) if ft_steps
           else {"rows": [], "budget": None})
-    return {"run_dir": str(run_dir), "method": meta["method"], "backbone":
-            meta["backbone"]["name"], "steps": meta["steps"], "knn": ev["knn_top1"],
-            "linear": ev["linear_top1"], "finetune": ft["rows"], "ft_budget": ft["budget"],
-            "prompt_miou": seg["miou"] if seg else None, "images_per_s": images_per_s(run)}
+    return {"run_dir": str(run_dir), **s, "finetune": ft["rows"], "ft_budget": ft["budget"],
+            "prompt_miou": seg["miou"] if seg else None}
 
 
-def untrained(root: Path, method: str, backbone: str, seed: int, data: str) -> dict:
+def untrained(root: Path, method: str, backbone: str, seed: int, data: str,
+              ledger: Ledger | None = None) -> dict:
     """kNN and linear top-1 of the encoder a run of ``method`` starts from (its seed, its build,
     no step): the bar its pretraining must clear, since an untrained ViT is far above chance on
     small images (tests/conftest.py's ``untrained_knn`` is the same bar in the smoke tests)."""
@@ -119,7 +147,7 @@ def untrained(root: Path, method: str, backbone: str, seed: int, data: str) -> d
         ev = evaluate_encoder(built.export(), source, ("knn", "linear"))
         return {"knn": ev["knn_top1"], "linear": ev["linear_top1"],
                 "pool": built.backbone.config.get("pool")}
-    return cached(root / f"untrained-{method}-{backbone}-s{seed}.json", measure)
+    return cached(root / f"untrained-{method}-{backbone}-s{seed}.json", measure, ledger)
 
 
 def table(records: list[dict], bars: dict[str, list[dict]]) -> tuple[list[str], list[list]]:
@@ -193,6 +221,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
                    help="masked methods on vit_tiny (default: mae cae hpm uni4eye)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--simclr-seed", type=int, default=0)
+    p.add_argument("--simclr-backbones", nargs="*", default=["vit_tiny", "resnet10w32"],
+                   help="SimCLR beside the masked family, one run per backbone (none: no row)")
     p.add_argument("--labels", default="1%,10%,100%")
     p.add_argument("--ft-seeds", type=int, nargs="+", default=[0, 1, 2],
                    help="fine-tuning seeds (label subset, head, batch order) of every run")
@@ -205,32 +235,41 @@ def main(argv: list[str] | None = None) -> list[dict]:
     p.add_argument("--layer-decay", type=float,
                    help="layer-wise lr decay of the ViTs' pretrained arm (MAE's recipe: 0.75)")
     p.add_argument("--root", help="default: runs/masked/<data>-<budget>")
+    p.add_argument("--ledger", help="default: benchmarks/ledger/masked-<data>-<budget>.jsonl "
+                   "with the default root, none with --root")
     p.add_argument("--no-append", action="store_true", help="print only; leave RESULTS.md alone")
     a = p.parse_args(argv)
     root = Path(a.root or f"runs/masked/{Path(a.data).stem}-{a.budget}")
     root.mkdir(parents=True, exist_ok=True)
+    ledger = Ledger(Path(a.ledger) if a.ledger else None if a.root
+                    else Path(__file__).with_name("ledger") / f"masked-{root.name}.jsonl")
     plan = [(m, "vit_tiny", s) for m in a.methods for s in a.seeds]
-    plan += [("simclr", "vit_tiny", a.simclr_seed), ("simclr", "resnet10w32", a.simclr_seed)]
+    plan += [("simclr", b, a.simclr_seed) for b in a.simclr_backbones]
     scratch_seeds = a.scratch_seeds or (a.seeds if a.ft_seed_per_run else a.ft_seeds)
     records, has_baseline = [], set()
     for method, backbone, seed in plan:
-        run_dir = pretrain_or_reuse(root / f"{method}-{backbone}-s{seed}", "eval", method=method,
-                                    data=a.data, backbone=backbone, time_budget=a.budget,
-                                    seed=seed, progress=False)
+        run_dir = root / f"{method}-{backbone}-s{seed}"
+        def pretrain(run_dir=run_dir, method=method, backbone=backbone, seed=seed) -> Path:
+            return pretrain_or_reuse(run_dir, "eval", method=method, data=a.data,
+                                     backbone=backbone, time_budget=a.budget, seed=seed,
+                                     progress=False)
+
         # the from-scratch arm depends only on the architecture: the first run of each backbone
         # trains it
-        records.append(record(run_dir, a.labels, [seed] if a.ft_seed_per_run else a.ft_seeds,
+        records.append(record(run_dir, pretrain, a.labels,
+                              [seed] if a.ft_seed_per_run else a.ft_seeds,
                               [] if backbone in has_baseline else scratch_seeds, a.ft_steps,
-                              a.layer_decay, data=a.data))
+                              a.layer_decay, data=a.data, ledger=ledger))
         has_baseline.add(backbone)
         print({k: v for k, v in records[-1].items() if k != "finetune"}, flush=True)
     # the untrained encoders the runs start from: MAE's build (mean of the patch tokens, as
     # every pixel reconstructor here), SimCLR's on the same ViT (CLS) and on the ResNet
-    bars = {f"untrained {backbone} ({build})": [untrained(root, method, backbone, s, a.data)
-                                                for s in a.seeds]
+    bars = {f"untrained {backbone} ({build})": [untrained(root, method, backbone, s, a.data,
+                                                          ledger) for s in a.seeds]
             for method, backbone, build in (("mae", "vit_tiny", "mean of patch tokens"),
                                             ("simclr", "vit_tiny", "CLS"),
-                                            ("simclr", "resnet10w32", "pooled"))}
+                                            ("simclr", "resnet10w32", "pooled"))
+            if method == "mae" or backbone in a.simclr_backbones}
     header, rows = table(records, bars)
     claim_header, claim_rows = claims(records)
     for row in [header, *rows, claim_header, *claim_rows]:

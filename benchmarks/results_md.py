@@ -66,15 +66,57 @@ def mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.2f}{std}"
 
 
-def cached(path: Path, run: Callable[[], dict]) -> dict:
-    """The result stored at ``path``, or ``run()``'s, stored there first: a sweep cut short
-    keeps what it measured, and the same command later runs only what is missing."""
+class Ledger:
+    """A long study's results, committed to git as one JSON line per stored result
+    (``{"key", "result", "source"}``, key "<run directory's name>/<file>"). The run directories
+    hold checkpoints (git-ignored, hundreds of MB) and are lost with a checkout, while a study of
+    thirty-odd 30-minute runs spans several sittings and checkouts; its few numbers need not be
+    lost with them. ``path=None`` keeps nothing."""
+
+    def __init__(self, path: Path | None):
+        self.path = path
+        self.entries: dict[str, dict] = {}
+        if path is not None and path.is_file():
+            for line in path.read_text().splitlines():
+                entry = json.loads(line)
+                self.entries[entry["key"]] = entry["result"]
+
+    @staticmethod
+    def key(path: Path) -> str:
+        return f"{path.parent.name}/{path.name}"
+
+    def get(self, path: Path) -> dict | None:
+        return self.entries.get(self.key(path))
+
+    def put(self, path: Path, result: dict, source: str) -> None:
+        if self.path is None or self.key(path) in self.entries:
+            return
+        self.entries[self.key(path)] = result
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("a") as f:
+            f.write(json.dumps({"key": self.key(path), "result": result, "source": source})
+                    + "\n")
+
+
+def cached(path: Path, run: Callable[[], dict], ledger: Ledger | None = None) -> dict:
+    """The result stored at ``path`` (or, when its run directory is gone, in ``ledger``), or
+    ``run()``'s, stored there first: a sweep cut short keeps what it measured, and the same
+    command later runs only what is missing. Every result read or computed here is also put in
+    ``ledger``."""
+    source = (f"put in the ledger by `{command()}` at "
+              f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     if path.is_file():
         print(f"reusing {path}", flush=True)
-        return json.loads(path.read_text())
-    result = run()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(result))
+        result = json.loads(path.read_text())
+    elif ledger is not None and ledger.get(path) is not None:
+        print(f"reusing {ledger.key(path)} from {ledger.path}", flush=True)
+        return ledger.get(path)
+    else:
+        result = run()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(result))
+    if ledger is not None:
+        ledger.put(path, result, source)
     return result
 
 

@@ -32,6 +32,7 @@ def fake_finetune(calls: list[tuple]):
 def test_finetuned_calls_once_per_fraction_arm_and_seed_and_reuses_them(tmp_path, monkeypatch):
     calls: list[tuple] = []
     monkeypatch.setattr(masked_table.selfsup, "finetune", fake_finetune(calls))
+    masked_table.RunDir(tmp_path).weights.touch()  # the run's encoder, to fine-tune
     out = masked_table.finetuned(tmp_path, "10%,100%", 7, [2], [0, 1], 0.75)
     assert calls == [("10%", 2, "pretrained", 0.75), ("10%", 0, "scratch", None),
                      ("10%", 1, "scratch", None), ("100%", 2, "pretrained", 0.75),
@@ -49,3 +50,46 @@ def test_finetuned_calls_once_per_fraction_arm_and_seed_and_reuses_them(tmp_path
     assert calls == []
     masked_table.finetuned(tmp_path, "10%", 7, [2], [], None)
     assert calls == [("10%", 2, "pretrained", None)]
+
+
+def test_a_run_lost_with_its_checkout_is_read_from_the_ledger_not_rerun(tmp_path, monkeypatch):
+    calls: list[tuple] = []
+    monkeypatch.setattr(masked_table.selfsup, "finetune", fake_finetune(calls))
+    monkeypatch.setattr(masked_table.selfsup, "evaluate",
+                        lambda run_dir, data, protocols: {"prompt_seg": {"miou": 0.5}})
+    run_dir = tmp_path / "runs" / "mae-vit_tiny-s1"
+    summary = {"method": "mae", "backbone": "vit_tiny", "steps": 9, "knn": 0.7, "linear": 0.8,
+               "rankme": 3.0, "images_per_s": 100.0}
+    pretrained: list[Path] = []
+
+    def pretrain() -> Path:  # stands in for pretrain_or_reuse: writes the run's files
+        pretrained.append(run_dir)
+        run_dir.mkdir(parents=True)
+        masked_table.RunDir(run_dir).weights.touch()
+        return run_dir
+
+    monkeypatch.setattr(masked_table, "summary", lambda path: dict(summary))
+    path = tmp_path / "ledger.jsonl"
+    ledger = masked_table.Ledger(path)
+    first = masked_table.record(run_dir, pretrain, "10%", [1], [], 7, None, "digits", ledger)
+    assert pretrained == [run_dir] and calls == [("10%", 1, "pretrained", None)]
+    assert first["knn"] == 0.7 and first["prompt_miou"] == 0.5
+    assert first["finetune"][0]["pretrained"]["runs"] == [pytest.approx(0.61)]
+    keys = [line.split('"')[3] for line in path.read_text().splitlines()]
+    assert keys == ["mae-vit_tiny-s1/summary.json", "mae-vit_tiny-s1/prompt-seg.json",
+                    "mae-vit_tiny-s1/finetune-pretrained-10-7-s1.json"]
+
+    # another checkout: the run directory is gone, the committed ledger is not
+    for f in run_dir.iterdir():
+        f.unlink()
+    run_dir.rmdir()
+    pretrained.clear()
+    calls.clear()
+    again = masked_table.record(run_dir, pretrain, "10%", [1], [], 7, None, "digits",
+                                masked_table.Ledger(path))
+    assert again == first and pretrained == [] and calls == []
+    assert len(path.read_text().splitlines()) == 3  # nothing written twice
+    # a result the ledger lacks cannot come from an encoder that is gone: a clear error
+    with pytest.raises(SystemExit, match="not in the ledger"):
+        masked_table.record(run_dir, pretrain, "1%", [1], [], 7, None, "digits",
+                            masked_table.Ledger(path))

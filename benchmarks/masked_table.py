@@ -1,7 +1,8 @@
-"""The masked family on a ViT (MAE, CAE, HPM, Uni4Eye, ... : ``--methods``) against SimCLR on the
-same ViT and on resnet10w32, each judged by kNN, linear, end-to-end fine-tuning at several label
-fractions (beside the same architecture trained from scratch on the same labels), zero-shot
-segmentation by a prompt patch (mIoU on the source's foreground masks) and training images/s
+"""The masked family (MAE, CAE, HPM, Uni4Eye, ... : ``--methods``; on vit_tiny, Selfie on its
+ConvNet patch network) against SimCLR on vit_tiny and on resnet10w32, each judged by kNN,
+linear, end-to-end fine-tuning at several label fractions (beside the same architecture trained
+from scratch on the same labels), zero-shot segmentation by a prompt patch (mIoU on the
+source's foreground masks) and training images/s
 (issues 14 and 15). The papers' small-scale claims (HPM above MAE, CAE's linear probe above
 MAE's, MixedAE above MAE) are read off the same runs and printed as seen, not seen or
 inconclusive (the mean ± std intervals overlap).
@@ -41,6 +42,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import selfsup
+from selfsup.methods.registry import get_method
 from selfsup.rundir import RunDir
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -212,13 +214,23 @@ def claims(records: list[dict]) -> tuple[list[str], list[list]]:
     return ["claim", "method %", "MAE %", "difference", "verdict"], rows
 
 
+def runs(methods: list[str], seeds: list[int], simclr_backbones: list[str],
+         simclr_seed: int) -> list[tuple[str, str, int]]:
+    """The study's (method, backbone, seed) runs in order: each masked method on its recipe's
+    backbone (vit_tiny, but Selfie's product is its paper's ConvNet patch network, and a 7 px
+    patch of Fashion-MNIST cannot feed a ViT), then SimCLR once per ``simclr_backbones``."""
+    plan = [(m, get_method(m).recipe.backbone, s) for m in methods for s in seeds]
+    return plan + [("simclr", b, simclr_seed) for b in simclr_backbones]
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", default="fashion-mnist")
     p.add_argument("--budget", default="30m", help="pretraining time per run (default 30m)")
     p.add_argument("--methods", nargs="+", default=["mae", "cae", "hpm", "uni4eye"],
-                   help="masked methods on vit_tiny (default: mae cae hpm uni4eye)")
+                   help="masked methods, each on its recipe's backbone: vit_tiny, Selfie's patch "
+                   "network resnet8w32 (default: mae cae hpm uni4eye)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--simclr-seed", type=int, default=0)
     p.add_argument("--simclr-backbones", nargs="*", default=["vit_tiny", "resnet10w32"],
@@ -243,8 +255,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     root.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(Path(a.ledger) if a.ledger else None if a.root
                     else Path(__file__).with_name("ledger") / f"masked-{root.name}.jsonl")
-    plan = [(m, "vit_tiny", s) for m in a.methods for s in a.seeds]
-    plan += [("simclr", b, a.simclr_seed) for b in a.simclr_backbones]
+    own = {m: get_method(m).recipe.backbone for m in a.methods}
+    plan = runs(a.methods, a.seeds, a.simclr_backbones, a.simclr_seed)
     scratch_seeds = a.scratch_seeds or (a.seeds if a.ft_seed_per_run else a.ft_seeds)
     records, has_baseline = [], set()
     for method, backbone, seed in plan:
@@ -268,8 +280,10 @@ def main(argv: list[str] | None = None) -> list[dict]:
                                                           ledger) for s in a.seeds]
             for method, backbone, build in (("mae", "vit_tiny", "mean of patch tokens"),
                                             ("simclr", "vit_tiny", "CLS"),
-                                            ("simclr", "resnet10w32", "pooled"))
-            if method == "mae" or backbone in a.simclr_backbones}
+                                            ("simclr", "resnet10w32", "pooled"),
+                                            *((m, b, "pooled") for m, b in own.items()
+                                              if not b.startswith("vit")))
+            if method == "mae" or backbone in a.simclr_backbones or method in own}
     header, rows = table(records, bars)
     claim_header, claim_rows = claims(records)
     for row in [header, *rows, claim_header, *claim_rows]:

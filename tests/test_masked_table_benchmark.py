@@ -93,3 +93,9 @@ def test_a_run_lost_with_its_checkout_is_read_from_the_ledger_not_rerun(tmp_path
     with pytest.raises(SystemExit, match="not in the ledger"):
         masked_table.record(run_dir, pretrain, "1%", [1], [], 7, None, "digits",
                             masked_table.Ledger(path))
+
+
+def test_each_method_runs_on_its_recipes_backbone():
+    assert masked_table.runs(["mae", "selfie"], [0, 1], ["vit_tiny"], 0) == [
+        ("mae", "vit_tiny", 0), ("mae", "vit_tiny", 1), ("selfie", "resnet8w32", 0),
+        ("selfie", "resnet8w32", 1), ("simclr", "vit_tiny", 0)]

@@ -157,6 +157,7 @@ def table(records: list[dict], bars: dict[str, list[dict]]) -> tuple[list[str], 
     header = ["model", "runs", "pretraining steps", "images/s", "kNN %", "linear %",
               "prompt mIoU %"]
     header += [f"fine-tuned at {100 * f:g}% %" for f in fractions]
+    header += ["RankMe"]  # of the exported encoder's features at the end (eval.json's)
     rows, scratch = [], {}
     groups: dict[tuple[str, str], list[dict]] = {}
     for r in records:
@@ -169,21 +170,24 @@ def table(records: list[dict], bars: dict[str, list[dict]]) -> tuple[list[str], 
         steps = sum(x["steps"] for x in rs) / len(rs)
         seg = (mean_std([100 * x["prompt_miou"] for x in rs]) if rs[0]["prompt_miou"]
                is not None else "")
+        ranks = [x["rankme"] for x in rs if x.get("rankme") is not None]
+        rank = mean_std(ranks) if ranks else ""
         rows.append([f"{method} {backbone}", len(rs), f"{steps:.0f}",
                      mean_int([x["images_per_s"] for x in rs if x["images_per_s"]]),
                      mean_std([100 * x["knn"] for x in rs]),
-                     mean_std([100 * x["linear"] for x in rs]), seg, *ft])
+                     mean_std([100 * x["linear"] for x in rs]), seg, *ft, rank])
         with_base = [x for x in rs if x["finetune"] and x["finetune"][0]["scratch"]]
         if with_base:
             scratch[backbone] = with_base[0]
     for name, us in bars.items():
         rows.append([name, len(us), "0", "", mean_std([100 * u["knn"] for u in us]),
-                     mean_std([100 * u["linear"] for u in us]), "", *[""] * len(fractions)])
+                     mean_std([100 * u["linear"] for u in us]), "", *[""] * len(fractions),
+                     ""])
     for backbone, x in scratch.items():
         cells = [mean_std([100 * v for v in x["finetune"][i]["scratch"]["runs"]])
                  for i in range(len(fractions))]
         rows.append([f"from scratch {backbone}", len(x["finetune"][0]["scratch"]["runs"]),
-                     "", "", "", "", "", *cells])
+                     "", "", "", "", "", *cells, ""])
     return header, rows
 
 

@@ -259,8 +259,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     root.mkdir(parents=True, exist_ok=True)
     ledger = Ledger(Path(a.ledger) if a.ledger else None if a.root
                     else Path(__file__).with_name("ledger") / f"masked-{root.name}.jsonl")
-    own = {m: get_method(m).recipe.backbone for m in a.methods}
     plan = runs(a.methods, a.seeds, a.simclr_backbones, a.simclr_seed)
+    own = {m: b for m, b, _ in plan[:len(a.methods) * len(a.seeds)]}  # each method's backbone
     scratch_seeds = a.scratch_seeds or (a.seeds if a.ft_seed_per_run else a.ft_seeds)
     records, has_baseline = [], set()
     for method, backbone, seed in plan:

@@ -83,3 +83,17 @@ def test_rejects_settings_that_cannot_work():
         tiny_selfie(mask_ratio=0.05)  # 1 of 16 masked: nothing to choose from
     with pytest.raises(ValueError, match="mask_ratio"):
         tiny_selfie(mask_ratio=1.0)
+
+
+@pytest.mark.parametrize("size, want", [(8, torch.float32), (28, torch.bfloat16)])
+def test_two_pixel_patches_keep_the_patch_network_in_fp32_under_bf16(size, want):
+    """2 px patches make 1x1 maps in P's third stage, where oneDNN's bf16 convolution returned
+    non-finite values; P runs in fp32 there and in bf16 on larger patches (7 px here)."""
+    method = tiny_selfie(size)
+    seen = []
+    method.backbone.net.layer3.register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+    x = torch.randn(4, 1, size, size)
+    ids_keep, _, ids_restore = random_masking(4, 16, 0.5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = method.loss(x, ids_keep, ids_restore)
+    assert seen == [want] and torch.isfinite(loss)

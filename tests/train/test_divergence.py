@@ -38,6 +38,7 @@ def test_nan_loss_stops_with_step_and_advice(tmp_path, nan_after_step):
     message = str(e.value)
     assert f"step {NAN_FROM}" in message
     assert "learning rate" in message and "warmup" in message
+    assert "largest |weight|" in message and "--precision 32" not in message  # fp32 already
     ckpt = load_checkpoint_safely(last)
     assert ckpt["global_step"] == 28  # the epoch-end checkpoint, not one of the NaN weights
     assert all(torch.isfinite(v).all() for v in ckpt["state_dict"].values()
@@ -59,3 +60,14 @@ def test_cli_exits_non_zero_with_one_line(tmp_path, nan_after_step, capsys):
     assert main(["pretrain", "--resume", str(run_dir), "--no-progress", "--no-eval"]) == 1
     after = hashlib.sha256((run_dir / "checkpoints" / "last.ckpt").read_bytes()).hexdigest()
     assert before == after
+
+
+def test_reduced_precision_run_also_suggests_fp32(tmp_path, nan_after_step):
+    """Under bf16 the advice adds the fp32 way out: a step can overflow with modest weights."""
+    with pytest.raises(TrainingDiverged) as e:
+        selfsup.pretrain("simclr", "digits", epochs=3, batch_size=64, precision="bf16",
+                         run_dir=str(tmp_path / "run"), evaluate_after=False,
+                         checkpoint_every_s=1e9)
+    message = str(e.value)
+    assert f"step {NAN_FROM}" in message and "bf16" in message
+    assert "--precision 32" in message and "learning rate" in message

@@ -32,12 +32,16 @@ open, or small images force:
   embeddings on larger grids, as the paper does on its 7x7 one. The paper adds positions only
   to the query; the visible codes get them too here, since a transformer over an unordered set
   cannot tell where a visible patch sits.
+- precision: on 2 px patches (8 px digits) P runs in fp32 under bf16 autocast; oneDNN's bf16
+  convolution on their 1x1 maps produced non-finite outputs from finite inputs.
 - mask: half the patches, drawn uniformly per image (8 of 16: each query chooses among 8).
 - views: one crop at scale (0.6, 1) and flips, near the paper's pad-4-and-crop of 32 px images;
   AdamW with MAE's recipe, not the paper's schedule.
 """
 
 from __future__ import annotations
+
+from contextlib import nullcontext
 
 import torch
 from timm.models.vision_transformer import Block
@@ -107,7 +111,13 @@ class Selfie(Method):
             raise ValueError(f"a {s} px view does not split into a {g}x{g} grid")
         p = s // g
         patches = patchify(x, p).unflatten(2, (p, p, c)).permute(0, 1, 4, 2, 3)  # (B,L,C,p,p)
-        h = self.backbone(patches.flatten(0, 1)).unflatten(0, (b, -1))  # (B, L, dim), P alone
+        # 2 px patches reach 1x1 maps at P's third stage, where oneDNN's bf16 3x3/2 convolution
+        # now and then returned non-finite values from finite inputs (3 of 3 bf16 runs on
+        # digits, at steps 59-390; none in fp32): patches that small run P in fp32
+        fp32 = p <= 2
+        with torch.autocast(x.device.type, enabled=False) if fp32 else nullcontext():
+            h = self.backbone(patches.flatten(0, 1).float() if fp32 else patches.flatten(0, 1))
+        h = h.unflatten(0, (b, -1))  # (B, L, dim), P on each patch alone
         pos = self.positions()  # (L, dim)
         ids_masked = ids_restore.argsort(dim=1)[:, ids_keep.shape[1]:]  # (B, M)
         context = torch.cat([self.pool_token.expand(b, -1, -1).to(h.dtype),

@@ -96,10 +96,19 @@ class PretrainModule(L.LightningModule):
         finite = bool(torch.isfinite(loss.detach()).all())
         if self.trainer.strategy.reduce_boolean_decision(finite, all=True):
             return
+        # a loss blown up by a high lr comes with weights grown large; one that breaks while the
+        # weights are modest points at one step's arithmetic (a reduced-precision overflow)
+        largest = max((float(p.detach().abs().max()) for p in self.method.parameters()
+                       if p.numel()), default=0.0)
+        precision = str(self.trainer.precision)
+        advice = "lower the learning rate (--lr) or lengthen the warmup (warmup_fraction)"
+        if precision not in ("32", "32-true", "64", "64-true"):
+            advice += (f"; if the weights are modest, a {precision} operation may have "
+                       "overflowed: try --precision 32")
         raise TrainingDiverged(
             f"training diverged at step {self.global_step}: the loss is not finite "
-            f"(lr {self.current_lr():.3g}); lower the learning rate (--lr) or lengthen the "
-            "warmup (warmup_fraction); the last good checkpoint is kept")
+            f"(lr {self.current_lr():.3g}, largest |weight| {largest:.3g}, precision "
+            f"{precision}); {advice}; the last good checkpoint is kept")
 
     def optimizer_step(self, *args: Any, **kwargs: Any) -> None:
         super().optimizer_step(*args, **kwargs)

@@ -116,7 +116,7 @@ class Selfie(Method):
         # digits, at steps 59-390; none in fp32): patches that small run P in fp32
         fp32 = p <= 2
         with torch.autocast(x.device.type, enabled=False) if fp32 else nullcontext():
-            h = self.backbone(patches.flatten(0, 1).float() if fp32 else patches.flatten(0, 1))
+            h = self.backbone(patches.flatten(0, 1).float())  # (B*L, dim)
         h = h.unflatten(0, (b, -1))  # (B, L, dim), P on each patch alone
         pos = self.positions()  # (L, dim)
         ids_masked = ids_restore.argsort(dim=1)[:, ids_keep.shape[1]:]  # (B, M)

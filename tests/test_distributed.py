@@ -13,6 +13,14 @@ import torch.multiprocessing as mp
 from selfsup import distributed
 from selfsup.objectives import OBJECTIVES, CosineTriplet, ISogCLR, SupCon
 from selfsup.objectives.contrastive import MomentumInfoNCE
+from selfsup.objectives.masked import (
+    CorruptedPixelL1,
+    HomologousContrastive,
+    MaskedReconstruction,
+    MaskedTokenDistillation,
+    PatchChoice,
+    RelativeLossPrediction,
+)
 from selfsup.objectives.predictive import LatentPredictionMSE
 from selfsup.objectives.redundancy import MixedBarlowTwinsRegularizer
 
@@ -120,6 +128,40 @@ def mixed_regularizer_step(x1, x2, weight, r: int | None) -> dict[str, torch.Ten
             "x1_grad": x1.grad, "x2_grad": x2.grad}
 
 
+# The masked-modelling objectives (issue 15) on z = x @ W seen as 3 "patches" of 2 values per
+# row. Their normalizers (masked patches, corrupted pixels, weights, unequal pairs, anchors with
+# a positive) differ between the two ranks on purpose: a per-rank mean would then miss the
+# global-batch loss, which `distributed.rank_mean` keeps exact.
+MASK = torch.tensor([[1, 0, 0], [0, 1, 0], [1, 1, 0], [0, 0, 1],       # rank 0: 5 masked
+                     [1, 1, 1], [1, 1, 0], [0, 1, 1], [1, 1, 1]])      # rank 1: 10
+PIXEL_MASK = torch.stack([MASK, MASK.flip(1)], dim=1)  # (BATCH, 2, 3): 10 against 20 pixels
+WEIGHTS = torch.linspace(0, 1, BATCH * 3, dtype=torch.float64).view(BATCH, 3) ** 2
+ERRORS = torch.cat([torch.arange(24.0).view(4, 6),                     # rank 0: no tie
+                    torch.tensor([[0, 0, 1, 1, 2, 2]] * 2 + [[3, 3, 3, 1, 1, 0]] * 2)]
+                   ).to(torch.float64)                                  # rank 1: ties
+SOURCES = torch.tensor([[0, 0, 1], [0, 1, 2], [1, 1, 1], [0, 1, 2],    # rank 0: 5 anchors
+                        [0, 0, 0], [0, 1, 0], [2, 2, 1], [0, 0, 0]])   # rank 1: 10
+
+
+def patches(z: torch.Tensor) -> torch.Tensor:
+    return z.view(len(z), 3, 2)  # (b, 6) -> (b, L = 3, D = 2)
+
+
+MASKED = {
+    "masked_reconstruction": lambda rows: lambda z1, z2: MaskedReconstruction()(
+        patches(z1), patches(z2), MASK[rows]),
+    "relative_loss_prediction": lambda rows: lambda z1, z2: RelativeLossPrediction()(
+        z1, ERRORS[rows]),
+    "patch_choice": lambda rows: lambda z1, z2: PatchChoice()(patches(z1), patches(z2)),
+    "corrupted_pixel_l1": lambda rows: lambda z1, z2: CorruptedPixelL1()(
+        z1.view(-1, 1, 2, 3), z2.view(-1, 1, 2, 3), PIXEL_MASK[rows]),
+    "masked_token_distillation": lambda rows: lambda z1, z2: MaskedTokenDistillation()(
+        patches(z1), patches(z2), WEIGHTS[rows]),
+    "homologous_contrastive": lambda rows: lambda z1, z2: HomologousContrastive()(
+        patches(z1), SOURCES[rows]),
+}
+
+
 def worker(r: int, store: str, out: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=r, world_size=WORLD)
     try:
@@ -156,6 +198,8 @@ def worker(r: int, store: str, out: str) -> None:
                                             ddp=True)
         isogclr, loss = isogclr_with_indices(rows)
         results["isogclr"] = step(isogclr, x1[rows], x2[rows], weight, ddp=True)
+        for name, objective in MASKED.items():
+            results[name] = step(objective(rows), x1[rows], x2[rows], weight, ddp=True)
         results["isogclr_state"] = loss.state_dict()
         torch.save(results, Path(out) / f"rank{r}.pt")
     finally:
@@ -181,6 +225,8 @@ def test_world_size_and_rank_outside_a_group():
     x = torch.randn(3, 2, requires_grad=True)
     assert distributed.gather_with_grad(x) is x
     assert distributed.all_reduce_sum_with_grad(x) is x
+    count = torch.tensor(5.0)
+    assert distributed.rank_mean(count) is count
 
 
 def test_world_size_and_rank_inside_a_group(ranks):
@@ -303,3 +349,34 @@ def test_mixed_barlow_twins_regularizer_under_ddp_equals_the_full_batch(ranks):
         for key in ("x1_grad", "x2_grad"):
             torch.testing.assert_close(res[key] / WORLD, full[key][rank_rows(r)],
                                        atol=1e-6, rtol=0)
+
+
+def test_masked_objectives_have_unequal_normalizers_across_ranks():
+    # what makes the test below able to fail: each rank's own mean would differ from the global
+    r0, r1 = rank_rows(0), rank_rows(1)
+    assert MASK[r0].sum() != MASK[r1].sum() and PIXEL_MASK[r0].sum() != PIXEL_MASK[r1].sum()
+    assert WEIGHTS[r0].sum() != WEIGHTS[r1].sum()
+    pairs = [(ERRORS[rows, None, :] != ERRORS[rows, :, None]).sum() for rows in (r0, r1)]
+    assert pairs[0] != pairs[1]
+    anchors = [((SOURCES[rows, :, None] == SOURCES[rows, None, :]).sum(-1) > 1).sum()
+               for rows in (r0, r1)]
+    assert anchors[0] != anchors[1]
+
+
+@pytest.mark.parametrize("name", list(MASKED))
+def test_masked_objective_under_ddp_equals_the_full_batch(ranks, name):
+    # issue 15's losses, "local": each rank sums its own rows' terms and divides by the ranks'
+    # mean normalizer, so the ranks' mean loss and DDP's averaged gradient are the full batch's
+    full = step(MASKED[name](slice(None)), *fixed_batch(), ddp=False)
+    local = [res[name] for res in ranks]
+    assert full["loss"] > 0
+    keys = tuple(k for k in ("x1_grad", "x2_grad") if full[k] is not None)
+    for res in local:  # an input the loss detaches (a teacher's tokens) stays without gradient
+        assert [k for k in ("x1_grad", "x2_grad") if res[k] is not None] == list(keys)
+    assert_local_anchors(local, full, keys=keys)
+
+
+def test_masked_objectives_are_local():
+    for objective in (MaskedReconstruction, RelativeLossPrediction, PatchChoice,
+                      CorruptedPixelL1, MaskedTokenDistillation, HomologousContrastive):
+        assert objective.distributed_loss == "local"

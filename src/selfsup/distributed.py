@@ -61,3 +61,19 @@ def all_reduce_sum_with_grad(x: torch.Tensor) -> torch.Tensor:
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_DEPRECATION, category=FutureWarning)
         return all_reduce(x, op=dist.ReduceOp.SUM)
+
+
+def rank_mean(count: torch.Tensor) -> torch.Tensor:
+    """The mean over ranks of a loss's normalizer ``count`` (a detached scalar: corrupted
+    pixels, pairs, weights), for a loss written ``sum_local / rank_mean(count_local)``.
+
+    DDP averages the ranks' gradients, so the ranks' mean of ``sum_r / rank_mean(count)`` is
+    ``sum_all / count_all``: the global-batch loss and gradient exactly, however the count
+    differs between ranks, where each rank's own mean ``sum_r / count_r`` gives them only when
+    the counts are equal. Every rank must call it at the same point of its step.
+    """
+    if world_size() == 1:
+        return count
+    total = count.detach().clone()
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return total / world_size()

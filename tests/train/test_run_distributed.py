@@ -70,3 +70,23 @@ def test_two_process_pretrain_end_to_end(tmp_path):
     ev = json.loads((run_dir / "eval.json").read_text())
     assert ev["knn_top1"] > 0.5  # ten classes: chance is 0.1
     assert torch.isfinite(torch.tensor(ev["rankme"]))
+
+
+def test_two_process_masked_pretrain_end_to_end(tmp_path):
+    # MMC under two real DDP processes: its losses all-reduce their normalizers
+    # (`distributed.rank_mean`) and gather the teacher's keys, so every rank must reach the same
+    # collectives in the same order each step; a mismatch hangs or fails here
+    run_dir = tmp_path / "run"
+    proc = subprocess.run(
+        [sys.executable, "-m", "selfsup.cli", "pretrain", "--method", "mmc", "--data", "digits",
+         "--classes", "0-1", "--devices", "2", "--epochs", "1", "--batch-size", "32",
+         "--precision", "32", "--run-dir", str(run_dir), "--no-progress"],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    # 360 images of classes 0 and 1, global batch 32: the 11 steps of one process
+    assert load_checkpoint_safely(run_dir / "checkpoints" / "last.ckpt")["global_step"] == 11
+    rows = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    losses = [r["loss"] for r in rows if r.get("loss") is not None]
+    assert losses and all(torch.isfinite(torch.tensor(losses)))
+    assert (run_dir / "encoder.safetensors").is_file()

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..distributed import rank_mean
 from .contrastive import TemperatureScaled
 
 
@@ -27,8 +28,9 @@ class MaskedReconstruction(nn.Module):
     with sigma_k^2 the *unbiased* variance over the patch's values, as the official code's
     ``Tensor.var`` computes it.
 
-    Each sample contributes the same number of masked patches, so under data parallelism the
-    average of the ranks' losses is the global-batch loss: no collective is needed.
+    Under data parallelism the denominator is the ranks' mean masked count (`rank_mean`), so
+    DDP's average of the ranks' gradients is the global batch's even where the count of masked
+    patches differs between ranks (MAE's masking gives every sample the same count).
     """
 
     distributed_loss: ClassVar[str] = "local"
@@ -55,7 +57,7 @@ class MaskedReconstruction(nn.Module):
                              f"{tuple(mask.shape)}")
         per_patch = self.per_patch(pred, target_patches)  # (B, L)
         mask = mask.to(per_patch.dtype)
-        return (per_patch * mask).sum() / mask.sum()
+        return (per_patch * mask).sum() / rank_mean(mask.sum())
 
     def per_patch(self, pred: torch.Tensor, target_patches: torch.Tensor) -> torch.Tensor:
         """Each patch's error l_k (B, L), in float32 at least (HPM's loss predictor learns it)."""
@@ -79,9 +81,8 @@ class RelativeLossPrediction(nn.Module):
     errors is learnt, never their values, which the paper finds keeps the predictor from
     overfitting to the exact losses. The 1e-6 inside the logs is the official code's.
 
-    Every sample brings the same number of patches, but the count of unequal pairs can differ
-    between ranks; that count is ~n(n-1) per image with continuous errors, so the mean of the
-    ranks' losses is the global loss to within ties: no collective is needed.
+    The count of unequal pairs can differ between ranks (ties), so under data parallelism the
+    denominator is its mean over ranks (`rank_mean`): the global batch's loss and gradient.
     """
 
     distributed_loss: ClassVar[str] = "local"
@@ -97,7 +98,8 @@ class RelativeLossPrediction(nn.Module):
         easier = target[:, None, :] < target[:, :, None]
         s = torch.sigmoid(pred[:, None, :] - pred[:, :, None])  # (B, n, n)
         loss = -(harder * torch.log(s + 1e-6) + easier * torch.log(1 - s + 1e-6))
-        return loss.sum() / (harder | easier).sum().clamp_min(1)
+        pairs = rank_mean((harder | easier).sum().to(dtype))
+        return loss.sum() / pairs.clamp_min(1e-12)  # no pair anywhere: 0
 
 
 class PatchChoice(nn.Module):
@@ -148,8 +150,8 @@ class CorruptedPixelL1(nn.Module):
     with m the corrupted-pixel mask (the official ``recloss[mask == 1].mean()`` on an
     image-shaped mask). A batch with no corrupted pixel costs 0 (officially NaN).
 
-    Each rank averages over its own corrupted pixels; every image's count is drawn from one
-    narrow range, so the ranks' mean is the global pixel mean up to that spread: no collective.
+    Each image's count of corrupted pixels is random, so under data parallelism the
+    denominator is the ranks' mean count (`rank_mean`): the global batch's pixel mean exactly.
     """
 
     distributed_loss: ClassVar[str] = "local"
@@ -167,7 +169,7 @@ class CorruptedPixelL1(nn.Module):
         dtype = torch.promote_types(pred.dtype, torch.float32)
         m = mask.to(dtype)[:, None]  # (B, 1, H, W)
         err = (pred.to(dtype) - target.to(dtype)).abs() * m
-        return err.sum() / (m.sum() * pred.shape[1]).clamp_min(1)
+        return err.sum() / rank_mean(m.sum() * pred.shape[1]).clamp_min(1e-12)
 
 
 class MaskedTokenDistillation(nn.Module):
@@ -182,9 +184,9 @@ class MaskedTokenDistillation(nn.Module):
         l_bl = || s_bl / |s_bl| - t_bl / |t_bl| ||^2 = 2 - 2 cos(s_bl, t_bl)
         L    = sum_{b,l} w_bl l_bl / sum_{b,l} w_bl
 
-    The teacher's tokens carry no gradient; a batch whose weights are all zero costs 0. Each
-    rank averages over its own weights, which every image draws from one narrow range (as
-    `CorruptedPixelL1`): no collective.
+    The teacher's tokens carry no gradient; a batch whose weights are all zero costs 0. Under
+    data parallelism the denominator is the ranks' mean weight sum (`rank_mean`), as in
+    `CorruptedPixelL1`: the global batch's weighted mean exactly.
     """
 
     distributed_loss: ClassVar[str] = "local"
@@ -205,7 +207,7 @@ class MaskedTokenDistillation(nn.Module):
         t = F.normalize(teacher.detach().to(dtype), dim=-1)
         per_token = 2 - 2 * (s * t).sum(dim=-1)  # (B, L)
         w = weights.to(dtype)
-        return (w * per_token).sum() / w.sum().clamp_min(1e-12)
+        return (w * per_token).sum() / rank_mean(w.sum()).clamp_min(1e-12)
 
 
 class HomologousContrastive(TemperatureScaled):
@@ -221,8 +223,9 @@ class HomologousContrastive(TemperatureScaled):
         L   = mean of l_i over every image's anchors i with P(i) not empty
 
     z L2-normalized; P(i) the other patches of i's source, the sum over a every other patch of
-    the same mixed image. Each mixed image is its own problem, so the loss is per image and the
-    ranks' mean is the global loss: no collective.
+    the same mixed image. Each mixed image is its own problem, but the count of anchors with a
+    positive varies, so under data parallelism the mean divides by the ranks' mean count
+    (`rank_mean`): the global batch's loss exactly.
     """
 
     distributed_loss: ClassVar[str] = "local"
@@ -246,9 +249,10 @@ class HomologousContrastive(TemperatureScaled):
             log_prob = F.log_softmax(logits.masked_fill(eye, float("-inf")), dim=-1)
             positives = (sources[:, :, None] == sources[:, None, :]) & ~eye  # (G, n, n)
             count = positives.sum(-1)  # (G, n)
-            if not bool((count > 0).any()):
+            anchors = count > 0
+            n_anchors = rank_mean(anchors.sum().to(dtype))  # every rank calls it, then checks
+            if not bool(n_anchors > 0):
                 raise ValueError("no patch shares its source with another: no positive pair")
             # where, not a product: the diagonal is -inf and 0 * -inf is nan
             total = torch.where(positives, log_prob, 0).sum(-1)  # (G, n)
-            anchors = count > 0
-            return -(total[anchors] / count[anchors]).mean()
+            return -(total[anchors] / count[anchors]).sum() / n_anchors

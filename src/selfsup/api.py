@@ -21,13 +21,19 @@ from .evaluate.embed import check_output, embed_source, write_embeddings
 from .evaluate.features import remembering
 from .evaluate.products import check_protocols, get_product
 from .evaluate.prompt_seg import prompt_segmentation
-from .evaluate.suite import LABEL_FREE, RANKME_SAMPLES, has_labels, target_task
+from .evaluate.suite import (
+    DEFAULT_TRAIN_SAMPLES,
+    LABEL_FREE,
+    RANKME_SAMPLES,
+    has_labels,
+    target_task,
+)
 from .hardware import has_bf16
 from .methods import get_method
 from .report import write_report
 from .rundir import RunDir, atomic_write_text
 from .train import ConfigError, PretrainConfig, pretrain_run
-from .train.config import read_config_file
+from .train.config import BUDGETS, read_config_file
 from .train.trackers import log_results
 
 if TYPE_CHECKING:
@@ -45,6 +51,8 @@ class Run:
     seconds: float = 0.0
     images_per_s: float = 0.0
     is_global_zero: bool = True  # False in the other processes of a DDP run
+    # steps, epochs, compute_flops, train_seconds, budget (train/run.py `training_record`)
+    training: dict[str, Any] = field(default_factory=dict)
 
 
 def load(run_dir: str | Path) -> nn.Module:
@@ -56,7 +64,8 @@ def evaluate(encoder: nn.Module | str | Path, data: str | None = None,
              protocols: list[str] | tuple[str, ...] = DEFAULT_PROTOCOLS,
              k: int = 200, temperature: float = 0.1,
              preprocessing: str | None = None, eval_data: str | None = None,
-             rankme_samples: int = RANKME_SAMPLES) -> dict[str, Any]:
+             rankme_samples: int = RANKME_SAMPLES,
+             train_samples: int | None = DEFAULT_TRAIN_SAMPLES) -> dict[str, Any]:
     """Evaluate an encoder (or a run directory) on a source; the run's own data by default.
 
     ``protocols``: any of knn, linear, nb, fewshot, layers, rankme, raw_knn, finetune (the
@@ -70,6 +79,10 @@ def evaluate(encoder: nn.Module | str | Path, data: str | None = None,
     ``"size=32,mean=0.5,std=0.5"``, see `parse_preprocessing`) to measure what a mismatch costs.
     A source without labels gets RankMe and the collapse check (on ``rankme_samples`` of its
     training images); the protocols that need labels are named under ``skipped``.
+
+    ``train_samples``: the probes and the raw-pixel baseline fit on a class-stratified, seeded
+    sample of this many training images (`DEFAULT_TRAIN_SAMPLES`; recorded as
+    ``probe_train_samples``); None or 0 fits them on the whole training split.
 
     ``eval_data``: a labelled source the probes run on instead (a run pretrained on unlabelled
     photos, probed on a small labelled folder), converted to the encoder's channels and size;
@@ -94,7 +107,7 @@ def evaluate(encoder: nn.Module | str | Path, data: str | None = None,
         raise ValueError("the finetune protocol takes a run directory (it rebuilds the "
                          "architecture from scratch for its baseline)")
     options = dict(k=k, temperature=temperature, preprocessing=preprocessing, run_dir=run_dir,
-                   rankme_samples=rankme_samples)
+                   rankme_samples=rankme_samples, train_samples=train_samples)
     on_data = [p for p in protocols if p in LABEL_FREE] if eval_data else list(protocols)
     results = evaluate_source(encoder, data, on_data, **options)
     if eval_data is not None:
@@ -135,9 +148,11 @@ def check_labelled(data: str, source: DataSource | None = None) -> None:
 def evaluate_source(encoder: nn.Module, data: str, protocols: list[str], k: int = 200,
                     temperature: float = 0.1, preprocessing: str | None = None,
                     run_dir: Path | None = None, rankme_samples: int = RANKME_SAMPLES,
-                    labelled: bool = False) -> dict[str, Any]:
+                    labelled: bool = False,
+                    train_samples: int | None = DEFAULT_TRAIN_SAMPLES) -> dict[str, Any]:
     """The ``protocols`` on one source through the encoder's own preprocessing (or the
-    override); ``labelled`` refuses a source without labels."""
+    override); ``labelled`` refuses a source without labels; ``train_samples`` bounds the
+    probes' training split (`evaluate_encoder`)."""
     source, pre = load_for_encoder(encoder, data, preprocessing)
     if labelled:
         check_labelled(data, source)
@@ -145,7 +160,8 @@ def evaluate_source(encoder: nn.Module, data: str, protocols: list[str], k: int 
     projector = load_projector(run_dir, encoder) if run_dir and "layers" in probes else None
     results = evaluate_encoder(encoder, source, probes, k, temperature, bf16=has_bf16(),
                                preprocessing=pre, projector=projector,
-                               rankme_samples=rankme_samples) if probes else {
+                               rankme_samples=rankme_samples,
+                               train_samples=train_samples) if probes else {
         "data": source.name, "preprocessing_overridden": pre is not None}
     if "finetune" in protocols and target_task(source) == "regression":
         results.setdefault("skipped", {})["finetune"] = "a class head; the target is a " \
@@ -257,30 +273,44 @@ def pretrain(method: str | None = None, data: str | None = None, *,
         if not config_path.is_file():
             raise ConfigError(f"nothing to resume: {config_path} does not exist")
         if config is not None or given:
-            raise ConfigError("a resumed run keeps its config; give only --time-budget or "
-                              "--epochs to extend it")
+            raise ConfigError("a resumed run keeps its config; give only its budget "
+                              "(--epochs, --steps, --time-budget or --compute) to extend it")
         config = PretrainConfig.from_file(config_path)
         config.run_dir = str(resume)
-        extendable = {"epochs", "time_budget"}
-        changed = sorted(k for k in options if k not in extendable)
-        if changed:
-            raise ConfigError(f"a resumed run keeps its config; only {sorted(extendable)} can "
-                              f"change (got {changed})")
-        for k, v in options.items():
-            setattr(config, k, v)
+        extend_budget(config, options)
     else:
         from_file = read_config_file(config) if config is not None else {}
         config = PretrainConfig.from_dict({**from_file, **given, **options})
-        if config.epochs is None and config.time_budget is None:
+        if all(getattr(config, b) is None for b in BUDGETS):
             config.time_budget = DEFAULT_BUDGET
     result = pretrain_run(config, resume=resume is not None, progress=progress,
                           callbacks=callbacks)
     run = Run(result.dir, steps=result.steps, seconds=result.seconds,
-              images_per_s=result.images_per_s, is_global_zero=result.is_global_zero)
+              images_per_s=result.images_per_s, is_global_zero=result.is_global_zero,
+              training=result.training or {})
+    if run.is_global_zero:  # with or without the probes, eval.json says what was trained
+        record_results(run.dir, {"training": run.training}, own=True)
     if evaluate_after and run.is_global_zero:
         with remembering():  # the report samples the features the evaluation computes
             evaluate_and_report(run, config, eval_data, report)
     return run
+
+
+def extend_budget(config: PretrainConfig, options: dict[str, Any]) -> None:
+    """A resumed run keeps its config but may extend the budget it has (a larger number of
+    the same kind: a 500-step run to 800 steps); another kind of budget would be a second one."""
+    changed = sorted(k for k in options if k not in BUDGETS)
+    if changed:
+        raise ConfigError(f"a resumed run keeps its config; only its budget can change (got "
+                          f"{changed})")
+    has = next((b for b in BUDGETS if getattr(config, b) is not None), None)
+    other = sorted(k for k, v in options.items() if v is not None and k != has)
+    if other:
+        flag = "--" + has.replace("_", "-") if has else "no budget"
+        raise ConfigError(f"{config.run_dir} was trained with {flag}; extend that one, not "
+                          f"{', '.join('--' + k.replace('_', '-') for k in other)}")
+    for k, v in options.items():
+        setattr(config, k, v)
 
 
 def evaluate_and_report(run: Run, config: PretrainConfig, eval_data: str | None,

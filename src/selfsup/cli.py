@@ -46,6 +46,8 @@ def _parser() -> argparse.ArgumentParser:
                          formatter_class=fmt, epilog="examples:\n"
                          "  selfsup pretrain              # simclr on fashion-mnist, 10m\n"
                          "  selfsup pretrain --method barlow_twins --time-budget 5m\n"
+                         "  selfsup pretrain --steps 2000      # the same run on any machine\n"
+                         "  selfsup pretrain --compute 50tflop # or a budget in training FLOPs\n"
                          "  selfsup pretrain --data ./my_images --backbone resnet18 --epochs 20\n"
                          "  selfsup pretrain --data wine --method tjepa --epochs 50\n"
                          "  selfsup pretrain --resume runs/simclr-fashion-mnist-20260101-120000")
@@ -60,8 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     pre.add_argument("--backbone", help=f"one of {', '.join(sorted(BACKBONES))}; default: "
                      "the method's (resnet10w32 on CPU, vit_tiny for mae)")
     pre.add_argument("--epochs", type=int, help="train this many epochs")
+    pre.add_argument("--steps", type=int, help="train this many optimizer steps")
     pre.add_argument("--time-budget", help="stop cleanly after this long, e.g. 10m, 90s, 1h "
-                     "(default 10m when --epochs is not given)")
+                     "(default 10m when no other budget is given)")
+    pre.add_argument("--compute", metavar="FLOPS", help="train until this many training FLOPs "
+                     "(torch's counter on the real step, all processes), e.g. 100tflop, 2.5pflop")
     pre.add_argument("--batch-size", type=int, help="global batch size (default 256)")
     pre.add_argument("--optimizer", choices=OPTIMIZERS,
                      help="default: the method's recipe")
@@ -80,7 +85,7 @@ def _parser() -> argparse.ArgumentParser:
     pre.add_argument("--seed", type=int, help="default 0")
     pre.add_argument("--config", help="YAML file of config fields; flags given override it")
     pre.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last "
-                     "checkpoint with its saved config (--epochs/--time-budget may extend it)")
+                     "checkpoint with its saved config (a larger budget of its own kind extends it)")
     pre.add_argument("--schedule", choices=SCHEDULES,
                      help="learning-rate schedule (default cosine); linear: warmup, then linear "
                      "decay to 0; infinite: warmup, cooldown to a constant, anneal at the end; "
@@ -251,7 +256,7 @@ def _config_from_args(a: argparse.Namespace) -> dict[str, Any]:
     opts: dict[str, Any] = read_config_file(a.config) if a.config else {}
     flags = {
         "method": a.method, "data": a.data, "backbone": a.backbone, "epochs": a.epochs,
-        "time_budget": a.time_budget, "batch_size": a.batch_size, "optimizer": a.optimizer,
+        "steps": a.steps, "time_budget": a.time_budget, "compute": a.compute, "batch_size": a.batch_size, "optimizer": a.optimizer,
         "lr": a.lr, "weight_decay": a.weight_decay, "grad_clip": a.grad_clip,
         "image_size": a.image_size, "channels": a.channels, "precision": a.precision,
         "devices": a.devices,
@@ -281,7 +286,8 @@ def _cmd_pretrain(a: argparse.Namespace) -> int:
     import selfsup
 
     if a.resume:
-        extend = {k: v for k, v in (("epochs", a.epochs), ("time_budget", a.time_budget))
+        extend = {k: v for k, v in (("epochs", a.epochs), ("steps", a.steps),
+                                    ("time_budget", a.time_budget), ("compute", a.compute))
                   if v is not None}
         run = selfsup.pretrain(resume=a.resume, progress=not a.no_progress,
                                evaluate_after=not a.no_eval, eval_data=a.eval_data,
@@ -388,12 +394,12 @@ def _cmd_compare(a: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from .report.compare import COLUMNS, compare_rows, format_cell, markdown_table
+    from .report.compare import COLUMNS, HEADER, compare_rows, format_cell, markdown_table
 
     rows = compare_rows(a.run_dirs)
     table = Table(title="selfsup runs (test top-1 %)")
-    for col in COLUMNS:
-        table.add_column(col, justify="right" if col not in ("run", "method", "backbone")
+    for col, name in zip(COLUMNS, HEADER, strict=True):
+        table.add_column(name, justify="right" if col not in ("run", "method", "backbone")
                          else "left")
     for r in rows:
         table.add_row(*(format_cell(k, r[k]) for k in COLUMNS))

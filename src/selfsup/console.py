@@ -8,6 +8,8 @@ def print_results(run) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from .train.config import format_flops
+
     table = Table(title=f"selfsup run: {run.dir}")
     table.add_column("metric")
     table.add_column("value", justify="right")
@@ -29,9 +31,17 @@ def print_results(run) -> None:
             table.add_row(name, f"{e[key]:.4g}")
     if "collapse" in e:
         table.add_row("collapsed", "yes" if e["collapse"]["collapsed"] else "no")
+    trained = run.training or {}
+    table.add_row("budget", str(trained.get("budget")))
     table.add_row("steps", str(run.steps))
+    if "epochs" in trained:
+        table.add_row("epochs", f"{trained['epochs']:g}")
+    if trained.get("compute_flops"):
+        table.add_row("training compute", format_flops(trained["compute_flops"]))
     table.add_row("training time", f"{run.seconds / 60:.1f} min")
     table.add_row("images/s", f"{run.images_per_s:.0f}")
+    if "eval_seconds" in e:  # what the user waits for after training
+        table.add_row("evaluation time", f"{e['eval_seconds'] / 60:.1f} min")
     table.add_row("run directory", str(run.dir))
     if (run.dir / "report.html").is_file():
         table.add_row("report", str(run.dir / "report.html"))

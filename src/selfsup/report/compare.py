@@ -10,8 +10,14 @@ import yaml
 
 from ..evaluate.table_probes import PROBE_NAMES, format_score
 from ..rundir import RunDir
+from ..train.config import format_flops
 
-COLUMNS = ("run", "method", "backbone", "budget", "steps", "knn", "linear", "nb", "rankme")
+# what each run trained, in units that travel (steps, epochs, FLOPs) and those that do not
+# (training and evaluation wall time), then its scores
+COLUMNS = ("run", "method", "backbone", "budget", "steps", "epochs", "compute", "train_s",
+           "eval_s", "knn", "linear", "nb", "rankme")
+HEADER = ("run", "method", "backbone", "budget", "steps", "epochs", "compute", "train min",
+          "eval min", "kNN %", "linear %", "naive Bayes %", "RankMe")
 # a table encoder's own protocols: shown when a compared run has them (all labels)
 TABLE_COLUMNS = ("mlp", "gbt")
 
@@ -42,19 +48,35 @@ def compare_rows(run_dirs: list[str | Path]) -> list[dict[str, Any]]:
         backbone = cfg.get("backbone")
         if meta.get("backbone"):
             backbone = meta["backbone"].get("name", meta["backbone"].get("arch", backbone))
-        budget = (cfg.get("time_budget") if cfg.get("time_budget")
-                  else f"{cfg['epochs']} epochs" if cfg.get("epochs") else None)
+        trained = ev.get("training", meta.get("training", {}))
         rows.append({"run": d.name, "method": cfg.get("method"), "backbone": backbone,
-                     "budget": budget, "steps": meta.get("steps"),
+                     "budget": budget_of(cfg), "steps": meta.get("steps"),
+                     "epochs": trained.get("epochs"), "compute": trained.get("compute_flops"),
+                     "train_s": trained.get("train_seconds"), "eval_s": ev.get("eval_seconds"),
                      "knn": probed.get("knn_top1"), "linear": probed.get("linear_top1"),
                      "nb": probed.get("nb_top1"),
                      "rankme": ev.get("rankme"), **table_scores(ev)})
     return rows
 
 
+def budget_of(cfg: dict[str, Any]) -> str | None:
+    """A config's budget in words ('10m', '3 epochs', '500 steps', '100tflop')."""
+    for key, unit in (("epochs", " epochs"), ("steps", " steps"), ("time_budget", ""),
+                      ("compute", "")):
+        if cfg.get(key) is not None:
+            return f"{cfg[key]}{unit}"
+    return None
+
+
 def format_cell(key: str, value: Any) -> str:
     if value is None:
         return "–"
+    if key == "compute":
+        return format_flops(value)
+    if key in ("train_s", "eval_s"):
+        return f"{value / 60:.1f}"
+    if key == "epochs":
+        return f"{value:g}"
     if key in ("knn", "linear", "nb"):
         return f"{100 * value:.2f}"
     if key == "rankme":
@@ -64,8 +86,7 @@ def format_cell(key: str, value: Any) -> str:
 
 def markdown_table(rows: list[dict[str, Any]]) -> str:
     """GitHub markdown; accuracies are test top-1 in %; table runs add their table probes."""
-    header = ["run", "method", "backbone", "budget", "steps", "kNN %", "linear %",
-              "naive Bayes %", "RankMe"]
+    header = list(HEADER)
     columns = list(COLUMNS)
     if any(r.get(k) is not None for r in rows for k in TABLE_COLUMNS):
         header += [PROBE_NAMES[k] for k in TABLE_COLUMNS]

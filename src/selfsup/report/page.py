@@ -25,6 +25,7 @@ from ..hardware import has_bf16
 from ..methods.saved import saved_method
 from ..rundir import RunDir, atomic_write_text
 from . import plots
+from .compare import budget_of, format_cell
 
 MAPS = ("pca", "tsne")
 MAP_POINTS = 2000  # test images drawn in the embedding map
@@ -168,8 +169,13 @@ def probe_results(ev: dict) -> dict:
 def _summary(cfg: dict, meta: dict, ev: dict) -> str:
     rows = [("method", cfg.get("method")), ("data", cfg.get("data")),
             ("backbone", meta.get("backbone", {}).get("name", cfg.get("backbone"))),
-            ("steps", meta.get("steps")),
-            ("budget", cfg.get("time_budget") or f"{cfg.get('epochs')} epochs")]
+            ("budget", budget_of(cfg)), ("steps", meta.get("steps"))]
+    trained = ev.get("training", meta.get("training", {}))
+    rows += [(label, format_cell(key, trained[field])) for label, key, field in (
+        ("epochs", "epochs", "epochs"), ("training compute", "compute", "compute_flops"),
+        ("training time (min)", "train_s", "train_seconds")) if trained.get(field) is not None]
+    if ev.get("eval_seconds") is not None:
+        rows.append(("evaluation time (min)", format_cell("eval_s", ev["eval_seconds"])))
     if meta.get("selected_by"):
         rows.append(("encoder", f"selected by {meta['selected_by']} at step {meta.get('step')}"))
     probed = probe_results(ev)

@@ -146,6 +146,7 @@ class MetricsLog(L.Callback):
             "lr": pl_module.current_lr(),
             "images_per_s": round(pl_module.images_per_s, 2),
             "elapsed_s": round(pl_module.elapsed_before + pl_module.session_elapsed(), 2),
+            "compute_flops": float(f"{pl_module.compute_flops:.6g}"),
         }
         # the method's own terms of this step beside its loss (loss parts, mined pairs, ...)
         row |= {k: float(v) for k, v in pl_module.terms.items()}

@@ -37,6 +37,35 @@ def parse_duration(text: str | float | int) -> float:
     return seconds
 
 
+FLOP_UNITS = {"": 1.0, "flop": 1.0, "kflop": 1e3, "mflop": 1e6, "gflop": 1e9, "tflop": 1e12,
+              "pflop": 1e15, "eflop": 1e18}
+# the fields that bound a run; exactly one per run (api.pretrain sets the default time budget)
+BUDGETS = ("epochs", "steps", "time_budget", "compute")
+
+
+def parse_compute(text: str | float | int) -> float:
+    """'100tflop', '2.5pflop', '3e15' or a number -> training FLOPs."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        flops = float(text)
+    else:
+        m = re.fullmatch(r"(\d+(?:\.\d*)?(?:e[+-]?\d+)?)\s*([a-z]*)", str(text).strip().lower())
+        if not m or m.group(2) not in FLOP_UNITS:
+            raise ConfigError(f"compute budget {text!r} not understood; use e.g. 100tflop, "
+                              "2.5pflop or a number of FLOPs")
+        flops = float(m.group(1)) * FLOP_UNITS[m.group(2)]
+    if flops <= 0:
+        raise ConfigError(f"compute budget must be positive, got {text!r}")
+    return flops
+
+
+def format_flops(flops: float) -> str:
+    """1.234e14 -> '123.4 TFLOP'."""
+    for unit, scale in (("EFLOP", 1e18), ("PFLOP", 1e15), ("TFLOP", 1e12), ("GFLOP", 1e9)):
+        if flops >= scale:
+            return f"{flops / scale:.4g} {unit}"
+    return f"{flops:.4g} FLOP"
+
+
 def check_types(config: PretrainConfig) -> None:
     """Raise ``ConfigError`` for a field whose value has the wrong type (a YAML typo, usually)."""
     hints = get_type_hints(type(config))
@@ -85,8 +114,11 @@ class PretrainConfig:
     method: str = "simclr"
     data: str = "fashion-mnist"
     backbone: str = "default"
+    # the run's budget, exactly one of: epochs, optimizer steps, wall-clock time, training FLOPs
     epochs: int | None = None
+    steps: int | None = None
     time_budget: str | float | None = None  # "10m", "90s", or seconds
+    compute: str | float | None = None  # "100tflop", "2.5pflop", or FLOPs (train/compute.py)
     batch_size: int = 256  # global batch, split over devices x nodes
     optimizer: str | None = None
     lr: float | None = None  # for a batch of 256, scaled linearly with batch size
@@ -166,10 +198,17 @@ class PretrainConfig:
         if self.backbone != "default" and self.backbone not in BACKBONES:
             raise ConfigError(f"unknown backbone {self.backbone!r}; valid: "
                               f"{', '.join([*sorted(BACKBONES), 'default'])}")
-        if self.epochs is not None and self.epochs < 1:
-            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
+        given = [b for b in BUDGETS if getattr(self, b) is not None]
+        if len(given) > 1:
+            flags = ", ".join("--" + b.replace("_", "-") for b in given)
+            raise ConfigError(f"give one budget, not {flags}: each bounds the run on its own")
+        for name in ("epochs", "steps"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be >= 1, got {getattr(self, name)}")
         if self.time_budget is not None:
             parse_duration(self.time_budget)
+        if self.compute is not None:
+            parse_compute(self.compute)
         if self.batch_size < 2:
             raise ConfigError(f"batch size must be >= 2, got {self.batch_size}")
         world = self.devices * self.num_nodes
@@ -202,6 +241,21 @@ class PretrainConfig:
     @property
     def budget_seconds(self) -> float | None:
         return parse_duration(self.time_budget) if self.time_budget is not None else None
+
+    @property
+    def budget_flops(self) -> float | None:
+        return parse_compute(self.compute) if self.compute is not None else None
+
+    @property
+    def budget(self) -> str | None:
+        """The run's budget in words: '10m', '3 epochs', '500 steps', '100tflop'."""
+        if self.epochs is not None:
+            return f"{self.epochs} epochs"
+        if self.steps is not None:
+            return f"{self.steps} steps"
+        if self.time_budget is not None:
+            return str(self.time_budget)
+        return str(self.compute) if self.compute is not None else None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

@@ -45,6 +45,7 @@ class PretrainModule(L.LightningModule):
         self._last_step_time: float | None = None
         self.images_per_s = 0.0
         self.terms: dict[str, torch.Tensor] = {}  # the method's terms beside its loss, last step
+        self.compute_flops = 0.0  # training FLOPs so far, all processes (train/compute.py)
         # torch.compile of the method's forward (views, model, loss), compiled at its first call;
         # backward and the optimizer step stay eager. A plain function, not a module, so the
         # checkpoint's state_dict keys are the method's own either way.
@@ -140,9 +141,15 @@ class PretrainModule(L.LightningModule):
         self.elapsed_before = float(state.get("elapsed_s", 0.0))
 
     _session_start: float | None = None
+    _session_end: float | None = None
 
     def on_train_start(self) -> None:
-        self._session_start = time.perf_counter()
+        self._session_start, self._session_end = time.perf_counter(), None
+
+    def on_train_end(self) -> None:
+        self._session_end = time.perf_counter()  # what follows (export, probes) is not training
 
     def session_elapsed(self) -> float:
-        return 0.0 if self._session_start is None else time.perf_counter() - self._session_start
+        if self._session_start is None:
+            return 0.0
+        return (self._session_end or time.perf_counter()) - self._session_start

@@ -39,6 +39,7 @@ from ..rundir import (
 from ..views import ViewConfig, build_views
 from .callbacks import MetricsLog, PeriodicCheckpoint, TimeBudget
 from .checkpoint_io import AtomicCheckpointIO
+from .compute import ComputeMeter
 from .config import ConfigError, PretrainConfig
 from .data_order import DataOrder, ShardedShuffle
 from .ema import EncoderEMA
@@ -57,6 +58,7 @@ class PretrainResult:
     seconds: float
     images_per_s: float
     is_global_zero: bool = True
+    training: dict | None = None  # `training_record`
 
 
 def default_run_dir(config: PretrainConfig) -> Path:
@@ -250,16 +252,19 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
         sampler = ShardedShuffle(len(source.train), per_device, config.seed)
         loader = DataLoader(WithIndices(source.train.dataset), batch_size=per_device,
                             sampler=sampler, drop_last=True, **loader_args)
-    budget = config.budget_seconds
     if config.epochs is not None:
         total = config.epochs * steps_per_epoch
+    elif config.steps is not None:
+        total = config.steps
     else:
-        total = 10 * steps_per_epoch  # provisional: TimeBudget sizes it after measuring
+        # provisional: TimeBudget sizes it after measuring, ComputeMeter after counting
+        total = 10 * steps_per_epoch
     schedule = Schedule(config.schedule, warmup, config.schedule_constant,
                         config.cooldown_fraction, config.anneal_fraction,
                         continuing=config.init_from is not None)
     module = PretrainModule(method, optimizer, lr, wd, warmup, total, config.batch_size,
-                            provisional_total=config.epochs is None, schedule=schedule,
+                            provisional_total=config.epochs is None and config.steps is None,
+                            schedule=schedule,
                             betas=betas, compile=config.compile)
     if config.compile:
         use_compile_cache()
@@ -280,6 +285,8 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
         run.config.write_text(yaml.safe_dump(resolved, sort_keys=False))
 
     hooks: list[L.Callback] = [
+        # first: the rows MetricsLog writes carry the compute of their own step
+        ComputeMeter(config.budget_flops, cost=method.views.relative_cost),
         MetricsLog(run.metrics, config.log_every),
         # the product's monitors (RankMe for an encoder) before PeriodicCheckpoint, so
         # last.ckpt carries their state
@@ -291,10 +298,9 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
     ]
     if config.schedule == "infinite" and config.anneal_fraction > 0:
         hooks.append(ConstantPhaseCheckpoint(run.constant, config.anneal_fraction))
-    if budget is not None:
+    if config.budget_seconds is not None:
         # the views say what a step costs as training goes (progressive resizing: less early)
-        hooks.insert(0, TimeBudget(budget, calibrate_at=25 if config.epochs is None else 10**9,
-                                   cost=method.views.relative_cost))
+        hooks.insert(0, TimeBudget(config.budget_seconds, cost=method.views.relative_cost))
     hooks += callbacks
     if progress:
         hooks.append(PretrainProgressBar(leave=True))
@@ -316,9 +322,10 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
         # the exported encoder is the highest-RankMe one; last.ckpt stays the latest, for resume
         module.load_state_dict(load_checkpoint_safely(run.best)["state_dict"])
         selected = {"selected_by": "rankme", **json.loads(run.best_meta.read_text())}
+    training = training_record(trainer, module, config, steps_per_epoch)
     if trainer.is_global_zero:
         meta = {"method": config.method, "product": method.product,
-                "steps": trainer.global_step, **selected}
+                "steps": trainer.global_step, "training": training, **selected}
         exported = method.export()
         if config.ema:  # the average is the product; the online weights are kept beside it
             save_encoder(exported, run.online, meta | {"weights": "online"})
@@ -326,7 +333,21 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
             exported, meta = ema.averaged(), meta | {"weights": f"ema {config.ema:g}"}
         save_encoder(exported, run_dir, meta)
     return PretrainResult(run_dir, trainer.global_step, trainer.current_epoch, seconds,
-                          module.images_per_s, trainer.is_global_zero)
+                          module.images_per_s, trainer.is_global_zero, training)
+
+
+def training_record(trainer: L.Trainer, module: PretrainModule, config: PretrainConfig,
+                    steps_per_epoch: int) -> dict:
+    """What the run trained, in units that travel between machines (steps, epochs, FLOPs)
+    beside the ones that do not (wall time, images/s): eval.json, encoder.json, compare."""
+    meter = next(c for c in trainer.callbacks if isinstance(c, ComputeMeter))
+    return {"budget": config.budget, "steps": int(trainer.global_step),
+            "epochs": round(trainer.global_step / max(1, steps_per_epoch), 3),
+            "compute_flops": float(meter.spent),
+            "flops_per_step": float(meter.per_step),
+            "train_seconds": round(module.elapsed_before + module.session_elapsed(), 1),
+            "images_per_s": round(module.images_per_s, 1),
+            "global_batch": config.batch_size, "processes": config.devices * config.num_nodes}
 
 
 def shard_loader(source: DataSource, config: PretrainConfig, per_device: int, workers: int
@@ -359,6 +380,7 @@ def build_trainer(config: PretrainConfig, callbacks: list[L.Callback], progress:
         accelerator="auto", devices=config.devices, num_nodes=config.num_nodes,
         strategy="ddp" if world > 1 else "auto", precision=resolve_precision(config),
         max_epochs=config.epochs if config.epochs is not None else -1,
+        max_steps=config.steps if config.steps is not None else -1,
         logger=open_loggers(config.run_dir, config.loggers) if config.loggers else False,
         enable_checkpointing=False, enable_model_summary=False,
         enable_progress_bar=progress, num_sanity_val_steps=0, callbacks=callbacks,

@@ -48,16 +48,40 @@ def command() -> str:
     return "python " + " ".join(shlex.quote(a) for a in sys.argv)
 
 
-def append_table(title: str, header: list[str], rows: list[list], notes: str = "") -> None:
-    lines = [f"\n## {title}\n", f"- command: `{command()}`",
+def table_block(title: str, header: list[str], rows: list[list], notes: str = "") -> list[str]:
+    """A study's section: its heading, command, date, machine, notes and table."""
+    lines = [f"## {title}\n", f"- command: `{command()}`",
              f"- date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}",
              f"- machine: {machine()}"]
     if notes:
         lines.append(f"- notes: {notes}")
     lines += ["", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+
+
+def append_table(title: str, header: list[str], rows: list[list], notes: str = "") -> None:
     with RESULTS.open("a") as f:
-        f.write("\n".join(lines) + "\n")
+        f.write("\n" + "\n".join(table_block(title, header, rows, notes)) + "\n")
+
+
+def write_table(title: str, header: list[str], rows: list[list], notes: str = "") -> None:
+    """The study's current result: replaces the section headed ``## title`` from its heading to
+    the end of its first table (prose after the table stays), or appends one where none is.
+
+    RESULTS.md shows each study's current result once; a rerun appending a second table would
+    leave readers to guess which one holds."""
+    lines = RESULTS.read_text().split("\n")
+    start = next((i for i, line in enumerate(lines) if line == f"## {title}"), None)
+    if start is None:
+        append_table(title, header, rows, notes)
+        return
+    end = start + 1
+    while end < len(lines) and not lines[end].startswith("|") and not lines[end].startswith("## "):
+        end += 1
+    while end < len(lines) and lines[end].startswith("|"):
+        end += 1
+    block = table_block(title, header, rows, notes)
+    RESULTS.write_text("\n".join(lines[:start] + block + lines[end:]))
 
 
 def mean_std(values: list[float]) -> str:

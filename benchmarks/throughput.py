@@ -7,7 +7,8 @@ full-size 28 px crops. lightly runs its documented recipe: fp32, per-sample torc
 transforms in a DataLoader, with the best of the ``--workers`` settings. After ``--warmup``
 steps each, the contenders alternate in chunks of ``--chunk`` steps (A B C A B C ...) so drift
 of the machine hits all of them alike. MFU divides the achieved FLOP/s of a step (counted by
-torch.utils.flop_counter) by the bf16 and fp32 matmul peaks measured in the same run.
+torch.utils.flop_counter) by the peak of that contender's precision, measured in the same run
+(training_step.matmul_peak: the best sustained matmul over sizes and libraries).
 
     python benchmarks/throughput.py                          # CPU, with lightly
     python benchmarks/throughput.py --device cuda --no-lightly
@@ -28,7 +29,7 @@ from training_step import (  # noqa: E402
     endless,
     fashion_mnist_loader,
     lightly_step,
-    matmul_peak,
+    peaks,
     selfsup_step,
     step_flops,
     timed_steps,
@@ -65,10 +66,7 @@ def main() -> None:
     a = p.parse_args()
     device = torch.device(a.device)
     torch.manual_seed(0)
-    peak_bf16 = matmul_peak(device, torch.bfloat16)
-    peak_fp32 = matmul_peak(device, torch.float32)
-    print(f"matmul peak: bf16 {peak_bf16 / 1e12:.2f} TFLOP/s, fp32 {peak_fp32 / 1e12:.2f}",
-          flush=True)
+    peak = peaks(device)  # each contender's MFU is against the peak of its own precision
     rows, records = [], []
     for method in a.methods.split(","):
         contenders = {
@@ -105,8 +103,9 @@ def main() -> None:
             achieved = flops * a.steps / seconds[name]
             records.append({"method": method, "contender": name, "images_per_s": rate,
                             "flops_per_step": flops, "achieved_flops": achieved,
-                            "precision": precision, "peak_bf16": peak_bf16,
-                            "peak_fp32": peak_fp32, "device": str(device)})
+                            "precision": precision, "device": str(device),
+                            "peak_flops": peak[precision].flops if precision in peak else None,
+                            "peak": str(peak.get(precision, "not measured"))})
             print(f"{method:13s} {name:32s} {rate:8.1f} images/s  "
                   f"{achieved / 1e12:.3f} TFLOP/s", flush=True)
         for rec in records[-len(contenders):]:
@@ -115,8 +114,8 @@ def main() -> None:
                          f"{rec['images_per_s']:.1f}", ratio,
                          f"{rec['flops_per_step'] / 1e9:.0f}",
                          f"{rec['achieved_flops'] / 1e12:.3f}",
-                         f"{100 * rec['achieved_flops'] / peak_bf16:.1f}%",
-                         f"{100 * rec['achieved_flops'] / peak_fp32:.1f}%"])
+                         f"{100 * rec['achieved_flops'] / rec['peak_flops']:.1f}%"
+                         if rec["peak_flops"] else "n/a"])
     save_json(f"throughput-{device.type}", records)
     if a.no_record:
         return
@@ -125,12 +124,12 @@ def main() -> None:
         f"Throughput, selfsup vs lightly ({name}, {a.backbone} small stem, 28 px, 1 channel, "
         f"batch {a.batch_size})",
         ["method", "contender", "precision", "images/s", "vs lightly", "GFLOP/step",
-         "achieved TFLOP/s", "MFU vs bf16 peak", "MFU vs fp32 peak"], rows,
+         "achieved TFLOP/s", "MFU (of its precision's peak)"], rows,
         f"steps {a.warmup + 1}-{a.warmup + a.steps} of each, alternating in chunks of {a.chunk}; "
-        f"measured matmul peaks: bf16 {peak_bf16 / 1e12:.2f} TFLOP/s, fp32 "
-        f"{peak_fp32 / 1e12:.2f} TFLOP/s; a pair of views counts as one image; GFLOP/step "
-        "counts forward and backward (torch.utils.flop_counter), for lightly's fp32 step its "
-        "MFU against the fp32 peak is the fair one")
+        "MFU against the peak of the row's precision, measured in the same run as the best "
+        f"sustained square matmul over sizes and libraries: {'; '.join(map(str, peak.values()))}; "
+        "a pair of views counts as one image; GFLOP/step counts forward and backward "
+        "(torch.utils.flop_counter)")
 
 
 if __name__ == "__main__":

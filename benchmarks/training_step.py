@@ -156,21 +156,103 @@ def step_flops(step: Step, batch) -> int:
     return counter.get_total_flops()
 
 
-def matmul_peak(device: torch.device, dtype: torch.dtype, n: int | None = None,
-                repeats: int = 10) -> float:
-    """Achieved FLOP/s of a square matmul: the practical peak a training step is measured
-    against (the datasheet figure is not reachable on a shared 2-core VM)."""
-    n = n or (8192 if device.type == "cuda" else 2048)
+# Square matmul sizes swept for a peak: the best one differs by machine, precision and library
+# (on a 2-core Zen 4, bf16 is best at 1024-2048 and 10% slower at 8192; CUDA needs larger ones).
+CPU_SIZES = (1024, 2048, 4096, 8192)
+CUDA_SIZES = (4096, 8192, 16384)
+
+
+@dataclass
+class Peak:
+    """The best sustained matmul rate of one precision and the matmul that reached it."""
+
+    flops: float  # FLOP/s
+    precision: str  # "bf16" or "fp32"
+    n: int  # side of the square matmul
+    backend: str  # the library that ran it
+
+    def __str__(self) -> str:
+        return f"{self.precision} {self.flops / 1e12:.2f} TFLOP/s ({self.backend}, {self.n}^2)"
+
+
+def matmul_rate(run: Callable[[], object], flops: int, device: torch.device,
+                seconds: float = 1.0) -> float:
+    """Sustained FLOP/s of ``run`` (``flops`` each call) over at least ``seconds``, after two
+    warm-up calls (oneDNN JITs its kernel and reorders weights on the first)."""
+    for _ in range(2):
+        run()
+    sync(device)
+    calls, t = 0, time.perf_counter()
+    while calls < 2 or time.perf_counter() - t < seconds:
+        run()
+        sync(device)
+        calls += 1
+    return flops * calls / (time.perf_counter() - t)
+
+
+def matmul_backends(device: torch.device, dtype: torch.dtype, n: int) -> dict[str, Callable]:
+    """The ways a training step of this precision multiplies matrices, as ``n``^2 matmuls.
+
+    On a CPU, fp32 torch.mm calls MKL, which takes its generic code path on a non-Intel CPU
+    (MKL_VERBOSE: "Intel(R) Architecture processors", not AVX-512), while the step's
+    convolutions are oneDNN's AVX-512 JIT kernels, so oneDNN's fp32 matmul is measured beside
+    it; bf16 torch.mm is already oneDNN's. On CUDA, fp32 convolutions run on TF32 tensor cores
+    by default (cudnn.conv.fp32_precision "tf32"), so the fp32 peak is a TF32 matmul where
+    they do.
+    """
     a = torch.randn(n, n, device=device, dtype=dtype)
     b = torch.randn(n, n, device=device, dtype=dtype)
-    for _ in range(3):
-        a @ b
-    sync(device)
-    t = time.perf_counter()
-    for _ in range(repeats):
-        a @ b
-    sync(device)
-    return 2 * n**3 * repeats / (time.perf_counter() - t)
+    if device.type == "cuda":
+        tf32 = dtype == torch.float32 and torch.backends.cudnn.conv.fp32_precision == "tf32"
+        return {"cuBLAS TF32" if tf32 else "cuBLAS": lambda: _cuda_mm(a, b, tf32)}
+    runs = {"oneDNN" if dtype == torch.bfloat16 else "MKL": lambda: a @ b}
+    if dtype == torch.float32 and torch.backends.mkldnn.is_available():
+        # mkldnn_linear(x, w) = x @ w.T on oneDNN tensors: the only fp32 oneDNN matmul
+        # reachable from Python (torch.utils.mkldnn uses it)
+        am, bm = a.to_mkldnn(), b.t().contiguous().to_mkldnn()
+        runs["oneDNN"] = lambda: torch._C._nn.mkldnn_linear(am, bm)
+    return runs
+
+
+def _cuda_mm(a: torch.Tensor, b: torch.Tensor, tf32: bool) -> torch.Tensor:
+    matmul = torch.backends.cuda.matmul
+    before, matmul.fp32_precision = matmul.fp32_precision, "tf32" if tf32 else "ieee"
+    try:
+        return a @ b
+    finally:
+        matmul.fp32_precision = before
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype,
+                sizes: tuple[int, ...] | None = None, verbose: bool = True) -> Peak:
+    """The practical peak of ``dtype`` on ``device``: the best sustained rate over square
+    matmuls of ``sizes`` and every library a step of that precision uses (the datasheet figure
+    is not reachable on a shared 2-core VM, and no one matmul size is best everywhere)."""
+    sizes = sizes or (CUDA_SIZES if device.type == "cuda" else CPU_SIZES)
+    precision = "bf16" if dtype == torch.bfloat16 else "fp32"
+    best = Peak(0.0, precision, 0, "")
+    for n in sizes:
+        for backend, run in matmul_backends(device, dtype, n).items():
+            rate = matmul_rate(run, 2 * n**3, device)
+            if verbose:
+                print(f"  {precision} {backend} {n}^2: {rate / 1e12:.3f} TFLOP/s", flush=True)
+            if rate > best.flops:
+                best = Peak(rate, precision, n, backend)
+    return best
+
+
+def peaks(device: torch.device) -> dict[str, Peak]:
+    """The peak of each precision a step can run in on ``device``, keyed "bf16" and "fp32"."""
+    from selfsup.hardware import has_bf16
+
+    dtypes = {"fp32": torch.float32}
+    # a CPU without bf16 instructions emulates it (minutes for one 2048^2 matmul): no bf16 step
+    # would run there by default, and no peak is measured
+    if device.type == "cuda" or has_bf16():
+        dtypes = {"bf16": torch.bfloat16, **dtypes}
+    found = {name: matmul_peak(device, dtype) for name, dtype in dtypes.items()}
+    print("peaks: " + "; ".join(map(str, found.values())), flush=True)
+    return found
 
 
 def timed_steps(step: Step, batches, n: int, device: torch.device) -> float:

@@ -1,5 +1,5 @@
 # Each target sets itself up on a fresh machine through ./setup.sh (idempotent).
-.PHONY: setup pretrain test lint clean
+.PHONY: setup pretrain test guard lint clean
 
 setup:
 	./setup.sh
@@ -12,6 +12,11 @@ pretrain: setup
 # AMX cores (bf16) 189 s
 test: setup
 	.venv/bin/python -m pytest -q -n auto --maxprocesses 4
+
+# the learning guard (selfsup/guard.py): every method trains its pinned steps on digits and must
+# stand where its status says (ready: above its untrained encoder); CI's own step after `test`
+guard: setup
+	.venv/bin/python -m pytest -q -n auto --maxprocesses 4 -m guard tests/methods/test_methods.py
 
 lint: setup
 	.venv/bin/ruff check src tests benchmarks

@@ -76,19 +76,16 @@ def untrained_knn():
     ``selfsup.pretrain(method, "digits", **options)`` run starts from (the same seed and build,
     before any step): the bar a trained encoder must clear, since an untrained one is already
     far above chance on digits (resnet10w32 0.65, a narrow ViT 0.44)."""
-    import lightning as L
-
     from selfsup.data.sources import load_source
     from selfsup.evaluate.suite import evaluate_encoder
+    from selfsup.guard import untrained_encoder
     from selfsup.train.config import PretrainConfig
-    from selfsup.train.run import build_method
 
     digits = load_source("digits")
 
     def knn(method: str, **options) -> float:
-        L.seed_everything(options.get("seed", 0), workers=True, verbose=False)
-        built = build_method(PretrainConfig(method=method, data="digits", **options), digits)
-        return evaluate_encoder(built.export(), digits, ("knn",))["knn_top1"]
+        config = PretrainConfig(method=method, data="digits", **options)
+        return evaluate_encoder(untrained_encoder(config, digits), digits, ("knn",))["knn_top1"]
 
     return knn
 

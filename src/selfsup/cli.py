@@ -414,9 +414,15 @@ def _cmd_methods(a: argparse.Namespace) -> int:
     from rich.console import Console
     from rich.table import Table
 
+    from .guard import GUARD_BATCH, GUARD_DATA, GUARD_K, GUARD_STEPS
     from .methods import METHODS
 
-    table = Table(title="selfsup methods")
+    sources = " / ".join(GUARD_DATA.values())
+    table = Table(title="selfsup methods", caption=(
+        f"status: what the learning guard measured after {GUARD_STEPS} steps of {GUARD_BATCH} "
+        f"on {sources}: ready = above its own untrained encoder (kNN k={GUARD_K}); collapses "
+        "= the collapse monitor fired; experimental = trains, but not above its untrained "
+        "encoder"))
     for col in ("name", "family", "paper", "status"):
         table.add_column(col)
     for name in sorted(METHODS):

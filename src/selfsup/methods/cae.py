@@ -56,7 +56,8 @@ def _gather(x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
 
 @register("cae", family="masked image modelling",
           paper="Chen et al. 2022, Context Autoencoder for Self-Supervised Representation "
-                "Learning")
+                "Learning",
+          status="collapses")  # the learning guard (selfsup/guard.py) measures the status
 class CAE(Method):
     # MAE's recipe and views here, so the two compare on one budget (CAE's own: AdamW lr 1.5e-3
     # at batch 2048, wd 0.05, 300-1600 epochs, no colour jitter), plus CAE's own gradient

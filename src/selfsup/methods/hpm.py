@@ -44,7 +44,8 @@ RAMP = 1 / 8  # the official momentum ramp: 100 of 800 epochs
 
 
 @register("hpm", family="masked image modelling",
-          paper="Wang et al. 2023, Hard Patches Mining for Masked Image Modeling")
+          paper="Wang et al. 2023, Hard Patches Mining for Masked Image Modeling",
+          status="collapses")  # the learning guard (selfsup/guard.py) measures the status
 class HPM(MAE):
     def __init__(self, backbone: nn.Module, views: nn.Module, data: DataSpec,
                  mask_ratio: float = 0.75, norm_pix: bool = True, decoder_dim: int = 128,

@@ -21,7 +21,8 @@ from .registry import register
 
 
 @register("mae", family="masked image modelling",
-          paper="He et al. 2021, Masked Autoencoders Are Scalable Vision Learners")
+          paper="He et al. 2021, Masked Autoencoders Are Scalable Vision Learners",
+          status="collapses")  # the learning guard (selfsup/guard.py) measures the status
 class MAE(Method):
     # Paper (appendix A.1): AdamW, betas (0.9, 0.95), wd 0.05, base lr 1.5e-4 x B/256, 40
     # warmup epochs of 800-1600, random-resized crops at scale (0.2, 1) and flips, no colour

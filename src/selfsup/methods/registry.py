@@ -8,6 +8,12 @@ from dataclasses import dataclass
 METHODS: dict[str, type] = {}
 
 
+# what the learning guard (selfsup/guard.py) measured at its pinned budget: ready (beats its
+# untrained encoder), collapses (the collapse monitor fired), experimental (trains, but does not
+# beat its untrained encoder); tests/methods/test_methods.py holds each method to its word
+STATUSES = ("ready", "collapses", "experimental")
+
+
 @dataclass(frozen=True)
 class MethodInfo:
     name: str
@@ -19,6 +25,8 @@ class MethodInfo:
 def register(name: str, *, family: str, paper: str, status: str = "ready"
              ) -> Callable[[type], type]:
     """Class decorator: ``@register("simclr", family="contrastive", paper="...")``."""
+    if status not in STATUSES:
+        raise ValueError(f"status {status!r} of method {name!r}; valid: {', '.join(STATUSES)}")
 
     def wrap(cls: type) -> type:
         if name in METHODS:

@@ -42,7 +42,8 @@ PRETEXTS = ("rotation", "jigsaw", "rotation+jigsaw", "none")
 
 @register("scatsimclr", family="contrastive",
           paper="Kinakh et al. 2021, ScatSimCLR: self-supervised contrastive learning with "
-                "pretext task regularization for small-scale datasets")
+                "pretext task regularization for small-scale datasets",
+          status="experimental")  # the learning guard (selfsup/guard.py) measures the status
 class ScatSimCLR(Method):
     # Paper/official code: Adam lr 3e-4, ScatNet J = 2, L = 8 (16 for its best STL-10/CIFAR-20
     # runs), full-size crops. Here: SimCLR's CPU recipe (AdamW, crops of scale >= 0.5) for a

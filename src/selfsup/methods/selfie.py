@@ -63,7 +63,8 @@ def _gather(x: torch.Tensor, ids: torch.Tensor) -> torch.Tensor:
 
 
 @register("selfie", family="masked image modelling",
-          paper="Trinh et al. 2019, Selfie: Self-supervised Pretraining for Image Embedding")
+          paper="Trinh et al. 2019, Selfie: Self-supervised Pretraining for Image Embedding",
+          status="experimental")  # the learning guard (selfsup/guard.py) measures the status
 class Selfie(Method):
     recipe = Recipe(optimizer="adamw", lr=1.5e-3, weight_decay=0.05, warmup_fraction=0.05,
                     betas=(0.9, 0.95), backbone="resnet8w32",

@@ -90,7 +90,8 @@ class FeaturePredictor(nn.Module):
 
 @register("tjepa", family="joint-embedding predictive",
           paper="Thimonier et al. 2024, T-JEPA: Augmentation-Free Self-Supervised Learning for "
-                "Tabular Data")
+                "Tabular Data",
+          status="experimental")  # the learning guard (selfsup/guard.py) measures the status
 class TJEPA(Method):
     # The authors' launch script (jannis): AdamW, lr 3.7e-4 at batch 512, no weight decay, 10 of
     # 300 epochs warmup, EMA 0.996 -> 1, 4 targets, context share 0.136-0.368, target share

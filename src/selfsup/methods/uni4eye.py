@@ -56,7 +56,8 @@ def sobel_magnitude(x: torch.Tensor) -> torch.Tensor:
 
 @register("uni4eye", family="masked image modelling",
           paper="Cai et al. 2022, Uni4Eye: Unified 2D and 3D Self-supervised Pre-training via "
-                "Masked Image Modeling Transformer for Ophthalmic Image Classification")
+                "Masked Image Modeling Transformer for Ophthalmic Image Classification",
+          status="collapses")  # the learning guard (selfsup/guard.py) measures the status
 class Uni4Eye(MAE):
     def __init__(self, backbone: nn.Module, views: nn.Module, data: DataSpec,
                  mask_ratio: float = 0.75, norm_pix: bool = True, decoder_dim: int = 128,

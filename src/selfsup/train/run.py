@@ -186,6 +186,8 @@ def pretrain_run(config: PretrainConfig, resume: bool = False, progress: bool = 
     ``callbacks``: the user's own, run after the run's callbacks."""
     config.validate()
     check_devices(config)
+    if rank_zero_only.rank == 0:
+        warn_unless_ready(config.method)
     run_dir = Path(config.run_dir) if config.run_dir else default_run_dir(config)
     config.run_dir = str(run_dir)
     run = RunDir(run_dir)
@@ -389,6 +391,22 @@ def build_trainer(config: PretrainConfig, callbacks: list[L.Callback], progress:
         # per-process batch statistics unless asked: SyncBatchNorm costs a collective per layer
         sync_batchnorm=config.sync_batchnorm, use_distributed_sampler=False,  # ShardedShuffle
     )
+
+
+STATUS_WARNINGS = {
+    "collapses": "its representation collapsed at the learning guard's budget",
+    "experimental": "it did not beat its own untrained encoder at the learning guard's budget",
+}
+
+
+def warn_unless_ready(method: str) -> None:
+    """One line before training a method the learning guard (selfsup/guard.py) does not call
+    ready: its encoder may score below the untrained one it starts from."""
+    status = get_method(method).info.status
+    if status in STATUS_WARNINGS:
+        logging.getLogger("selfsup").warning(
+            "selfsup: %s is listed '%s': %s (selfsup methods); expect an encoder no better "
+            "than an untrained one", method, status, STATUS_WARNINGS[status])
 
 
 def check_devices(config: PretrainConfig) -> None:

@@ -85,7 +85,8 @@ def _parser() -> argparse.ArgumentParser:
     pre.add_argument("--seed", type=int, help="default 0")
     pre.add_argument("--config", help="YAML file of config fields; flags given override it")
     pre.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its last "
-                     "checkpoint with its saved config (a larger budget of its own kind extends it)")
+                     "checkpoint with its saved config (a larger budget of its own kind "
+                     "extends it)")
     pre.add_argument("--schedule", choices=SCHEDULES,
                      help="learning-rate schedule (default cosine); linear: warmup, then linear "
                      "decay to 0; infinite: warmup, cooldown to a constant, anneal at the end; "
@@ -256,7 +257,8 @@ def _config_from_args(a: argparse.Namespace) -> dict[str, Any]:
     opts: dict[str, Any] = read_config_file(a.config) if a.config else {}
     flags = {
         "method": a.method, "data": a.data, "backbone": a.backbone, "epochs": a.epochs,
-        "steps": a.steps, "time_budget": a.time_budget, "compute": a.compute, "batch_size": a.batch_size, "optimizer": a.optimizer,
+        "steps": a.steps, "time_budget": a.time_budget, "compute": a.compute,
+        "batch_size": a.batch_size, "optimizer": a.optimizer,
         "lr": a.lr, "weight_decay": a.weight_decay, "grad_clip": a.grad_clip,
         "image_size": a.image_size, "channels": a.channels, "precision": a.precision,
         "devices": a.devices,

@@ -50,31 +50,35 @@ def tiny_png(side: int = 8) -> bytes:
     return out.getvalue()
 
 
-def make_folder(root: Path, n: int, data: bytes) -> dict:
-    """``n`` copies of ``data`` as root/classC/partP/NNNNNNN.png; how they were made."""
+def make_folder(root: Path, n: int, data: bytes | list[bytes], classes: int = CLASSES) -> dict:
+    """``n`` images as root/classC/partP/NNNNNNN.png, image i in class i % ``classes`` and a
+    copy of ``data`` (of ``data[i % len(data)]`` given several); how they were made."""
     blobs = root / ".blobs"
     blobs.mkdir(parents=True)
-    blob, links, linked = None, 0, True
+    many = [data] if isinstance(data, bytes) else data
+    made: dict[int, tuple[Path, int]] = {}  # blob index -> (file, names it has)
+    linked = True
     t0 = time.perf_counter()
     for i in range(n):
-        cls, part = i % CLASSES, i // (CLASSES * PER_FOLDER)
+        cls, part = i % classes, i // (classes * PER_FOLDER)
         path = root / f"class{cls}" / f"part{part:04d}" / f"{i:07d}.png"
-        if i % (CLASSES * PER_FOLDER) < CLASSES:
+        if i % (classes * PER_FOLDER) < classes:
             path.parent.mkdir(parents=True, exist_ok=True)
-        if linked and (blob is None or links == MAX_LINKS):
+        b = i % len(many)
+        if linked and (b not in made or made[b][1] == MAX_LINKS):
             blob = blobs / f"{i:07d}.png"
-            blob.write_bytes(data)
-            links = 0
+            blob.write_bytes(many[b])
+            made[b] = (blob, 0)
         if linked:
             try:
-                os.link(blob, path)
-                links += 1
+                os.link(made[b][0], path)
+                made[b] = (made[b][0], made[b][1] + 1)
                 continue
             except OSError:
                 linked = False  # no hard links here: write copies
-        path.write_bytes(data)
+        path.write_bytes(many[b])
     return {"images": n, "seconds": round(time.perf_counter() - t0, 1), "hard_links": linked,
-            "bytes_per_image": len(data)}
+            "bytes_per_image": round(sum(map(len, many)) / len(many))}
 
 
 def index_once(folder: str) -> None:

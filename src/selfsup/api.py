@@ -22,6 +22,7 @@ from .evaluate.features import remembering
 from .evaluate.products import check_protocols, get_product
 from .evaluate.prompt_seg import prompt_segmentation
 from .evaluate.suite import (
+    DEFAULT_TEST_SAMPLES,
     DEFAULT_TRAIN_SAMPLES,
     LABEL_FREE,
     RANKME_SAMPLES,
@@ -65,7 +66,8 @@ def evaluate(encoder: nn.Module | str | Path, data: str | None = None,
              k: int = 200, temperature: float = 0.1,
              preprocessing: str | None = None, eval_data: str | None = None,
              rankme_samples: int = RANKME_SAMPLES,
-             train_samples: int | None = DEFAULT_TRAIN_SAMPLES) -> dict[str, Any]:
+             train_samples: int | str | None = DEFAULT_TRAIN_SAMPLES,
+             test_samples: int | None = DEFAULT_TEST_SAMPLES) -> dict[str, Any]:
     """Evaluate an encoder (or a run directory) on a source; the run's own data by default.
 
     ``protocols``: any of knn, linear, nb, fewshot, layers, rankme, raw_knn, finetune (the
@@ -80,9 +82,10 @@ def evaluate(encoder: nn.Module | str | Path, data: str | None = None,
     A source without labels gets RankMe and the collapse check (on ``rankme_samples`` of its
     training images); the protocols that need labels are named under ``skipped``.
 
-    ``train_samples``: the probes and the raw-pixel baseline fit on a class-stratified, seeded
-    sample of this many training images (`DEFAULT_TRAIN_SAMPLES`; recorded as
-    ``probe_train_samples``); None or 0 fits them on the whole training split.
+    ``train_samples``, ``test_samples``: the probes and the raw-pixel baseline fit on a
+    class-stratified, seeded sample of this many training images and are scored on one of this
+    many test images (`DEFAULT_TRAIN_SAMPLES`, `DEFAULT_TEST_SAMPLES`; recorded as
+    ``probe_train_samples`` / ``probe_test_samples``); None or 0 takes the whole split.
 
     ``eval_data``: a labelled source the probes run on instead (a run pretrained on unlabelled
     photos, probed on a small labelled folder), converted to the encoder's channels and size;
@@ -107,7 +110,8 @@ def evaluate(encoder: nn.Module | str | Path, data: str | None = None,
         raise ValueError("the finetune protocol takes a run directory (it rebuilds the "
                          "architecture from scratch for its baseline)")
     options = dict(k=k, temperature=temperature, preprocessing=preprocessing, run_dir=run_dir,
-                   rankme_samples=rankme_samples, train_samples=train_samples)
+                   rankme_samples=rankme_samples, train_samples=train_samples,
+                   test_samples=test_samples)
     on_data = [p for p in protocols if p in LABEL_FREE] if eval_data else list(protocols)
     results = evaluate_source(encoder, data, on_data, **options)
     if eval_data is not None:
@@ -149,10 +153,11 @@ def evaluate_source(encoder: nn.Module, data: str, protocols: list[str], k: int 
                     temperature: float = 0.1, preprocessing: str | None = None,
                     run_dir: Path | None = None, rankme_samples: int = RANKME_SAMPLES,
                     labelled: bool = False,
-                    train_samples: int | None = DEFAULT_TRAIN_SAMPLES) -> dict[str, Any]:
+                    train_samples: int | str | None = DEFAULT_TRAIN_SAMPLES,
+                    test_samples: int | None = DEFAULT_TEST_SAMPLES) -> dict[str, Any]:
     """The ``protocols`` on one source through the encoder's own preprocessing (or the
-    override); ``labelled`` refuses a source without labels; ``train_samples`` bounds the
-    probes' training split (`evaluate_encoder`)."""
+    override); ``labelled`` refuses a source without labels; ``train_samples`` and
+    ``test_samples`` bound the probes' splits (`evaluate_encoder`)."""
     source, pre = load_for_encoder(encoder, data, preprocessing)
     if labelled:
         check_labelled(data, source)
@@ -161,7 +166,8 @@ def evaluate_source(encoder: nn.Module, data: str, protocols: list[str], k: int 
     results = evaluate_encoder(encoder, source, probes, k, temperature, bf16=has_bf16(),
                                preprocessing=pre, projector=projector,
                                rankme_samples=rankme_samples,
-                               train_samples=train_samples) if probes else {
+                               train_samples=train_samples,
+                               test_samples=test_samples) if probes else {
         "data": source.name, "preprocessing_overridden": pre is not None}
     if "finetune" in protocols and target_task(source) == "regression":
         results.setdefault("skipped", {})["finetune"] = "a class head; the target is a " \
@@ -323,7 +329,9 @@ def evaluate_and_report(run: Run, config: PretrainConfig, eval_data: str | None,
     attached = product.attached_for(pre.get("modality", "image"))
     protocols = list(dict.fromkeys([*config.eval_protocols, *attached]))
     run.eval = evaluate(run.dir, data=config.data, protocols=protocols, eval_data=eval_data,
-                        rankme_samples=config.rankme_samples or RANKME_SAMPLES)
+                        rankme_samples=config.rankme_samples or RANKME_SAMPLES,
+                        train_samples=config.eval_train_samples,
+                        test_samples=config.eval_test_samples)
     online = RunDir(run.dir).online
     if config.ema and online.is_dir() and "knn_top1" in run.eval:
         # the exported encoder is the average: score the online weights beside it

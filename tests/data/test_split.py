@@ -13,6 +13,7 @@ from selfsup.data import (
     load_source,
     sample_split,
     stratified_holdout,
+    stratified_sample,
 )
 from selfsup.data.split import in_memory_split
 
@@ -93,3 +94,24 @@ def test_sample_split_is_a_fixed_subset_in_order():
     assert sample.labels.tolist() == split.labels[values].tolist()
     assert sample_split(split, 10, seed=0).images.equal(sample.images)
     assert sample_split(split, 1000) is split
+
+
+def test_stratified_sample_keeps_class_shares_to_within_one():
+    split = labelled_split((50, 30, 17, 3))  # 100 images; shares of 7: 3.5, 2.1, 1.19, 0.21
+    for n in (1, 7, 33, 99):
+        sample = stratified_sample(split, n, seed=0)
+        counts = np.bincount(sample.labels, minlength=4)
+        assert counts.sum() == n
+        assert np.all(np.abs(counts - np.array([50, 30, 17, 3]) * n / 100) < 1), (n, counts)
+        values = sample.images[:, 0, 0, 0].tolist()  # each image's value is its index
+        assert values == sorted(values) and sample.labels.tolist() == split.labels[values].tolist()
+
+
+def test_stratified_sample_is_fixed_by_seed_and_whole_when_small():
+    split = labelled_split()
+    first = stratified_sample(split, 20, seed=1).images
+    assert torch.equal(first, stratified_sample(split, 20, seed=1).images)
+    assert not torch.equal(first, stratified_sample(split, 20, seed=2).images)
+    assert stratified_sample(split, 100) is split and stratified_sample(split, 500) is split
+    unlabelled = in_memory_split(split.images, None)
+    assert len(stratified_sample(unlabelled, 10)) == 10  # uniform without classes

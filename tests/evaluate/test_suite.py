@@ -11,8 +11,9 @@ import selfsup
 from selfsup.backbones import Preprocessing
 from selfsup.cli import main
 from selfsup.data import load_source
-from selfsup.evaluate import PROTOCOLS, extract_features, parse_preprocessing
+from selfsup.evaluate import PROTOCOLS, extract_features, parse_preprocessing, suite
 from selfsup.evaluate.products import get_product
+from selfsup.train import ConfigError
 
 
 def test_all_protocols_written_to_eval_json(digits_run):
@@ -96,3 +97,104 @@ def test_cli_evaluate_errors_are_one_line(digits_run, capsys):
     err = capsys.readouterr().err
     assert err.startswith("selfsup: error:") and "Traceback" not in err
     assert main(["evaluate", str(digits_run.dir), "--protocol", "svm"]) == 2
+
+
+class FlatDigits(torch.nn.Module):
+    """A fixed random projection of the 8x8 digits: an encoder with no training to wait for."""
+
+    preprocessing = Preprocessing(8, 1, (0.5,), (0.25,))
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = torch.nn.Linear(64, 16)
+
+    def forward(self, x):
+        return self.fc(x.flatten(1))
+
+
+def test_probes_fit_on_a_stratified_fixed_sample_recorded_in_the_results(monkeypatch):
+    digits = load_source("digits")  # 1797 images; the 80% the probes fit on: 1437
+    whole, _, _ = suite.train_test(digits)
+    sample = suite.probe_sample(whole, 300)
+    expected = np.bincount(whole.labels) * 300 / len(whole)
+    assert len(sample) == 300 and np.all(np.abs(np.bincount(sample.labels) - expected) < 1)
+    assert torch.equal(sample.images, suite.probe_sample(whole, 300).images)  # seeded
+    raw_train_labels = []  # the raw-pixel baseline fits on the same sample as the probes
+    real_raw_pixels = suite.raw_pixels
+    monkeypatch.setattr(suite, "raw_pixels", lambda split, size=None: (
+        raw_train_labels.append(split.labels), real_raw_pixels(split, size))[1])
+    monkeypatch.setenv("SELFSUP_CACHE", "off")
+    out = suite.evaluate_encoder(FlatDigits(), digits, ["knn", "linear", "raw_knn"],
+                                 train_samples=300)
+    assert out["n_train"] == 300 and out["n_test"] == 360 and "probe_test_samples" not in out
+    assert out["probe_train_samples"] == {"used": 300, "of": 1437}
+    assert np.array_equal(raw_train_labels[0], sample.labels)
+    assert "raw_knn_samples" not in out  # the byte cap stays a further cap, not reached here
+    again = suite.evaluate_encoder(FlatDigits(), digits, ["knn", "linear"], train_samples=300)
+    assert (again["knn_top1"], again["linear_top1"]) == (out["knn_top1"], out["linear_top1"])
+
+
+def test_the_test_split_is_bounded_the_same_way():
+    out = suite.evaluate_encoder(FlatDigits(), load_source("digits"), ["knn", "rankme"],
+                                 test_samples=100)
+    assert out["n_test"] == 100 and out["probe_test_samples"] == {"used": 100, "of": 360}
+    assert out["n_train"] == 1437 and "probe_train_samples" not in out
+    assert out["rankme"] > 1  # measured on the sampled test features
+
+
+@pytest.mark.parametrize("samples", [None, 0, 1437, 5000])
+def test_the_whole_splits_when_asked_or_under_the_bound(samples):
+    out = suite.evaluate_encoder(FlatDigits(), load_source("digits"), ["knn"],
+                                 train_samples=samples, test_samples=samples)
+    assert (out["n_train"], out["n_test"]) == (1437, 360)
+    assert "probe_train_samples" not in out and "probe_test_samples" not in out
+    default = suite.evaluate_encoder(FlatDigits(), load_source("digits"), ["knn"])
+    assert (default["n_train"], default["n_test"]) == (1437, 360)  # under the default bounds
+
+
+def test_the_automatic_bound_holds_a_number_of_input_values(monkeypatch):
+    # "auto": as many training images as hold PROBE_TRAIN_VALUES values; digits' are 8x8 = 64
+    monkeypatch.setattr(suite, "PROBE_TRAIN_VALUES", 64 * 400)
+    out = suite.evaluate_encoder(FlatDigits(), load_source("digits"), ["knn"])
+    assert out["probe_train_samples"] == {"used": 400, "of": 1437}
+    # the real bound keeps all of Fashion-MNIST (60,000 x 784) and CIFAR-10 (50,000 x 3,072)
+    assert min(60_000 * 784, 50_000 * 3 * 32 * 32) < 160_000_000 == suite.PROBE_TRAIN_VALUES
+
+
+def test_pretrain_passes_its_evaluation_bounds(tmp_path):
+    run = selfsup.pretrain("simclr", "digits", steps=2, batch_size=64, precision="32",
+                           backbone="resnet10w32", run_dir=str(tmp_path / "run"), report=False,
+                           eval_protocols=["knn"], eval_train_samples=300, eval_test_samples=0)
+    assert run.eval["probe_train_samples"] == {"used": 300, "of": 1437}
+    assert run.eval["n_test"] == 360
+    with pytest.raises(ConfigError, match="eval_train_samples"):
+        selfsup.pretrain("simclr", "digits", steps=2, eval_train_samples=-1,
+                         run_dir=str(tmp_path / "bad"))
+
+
+def test_the_default_bound_reaches_the_public_evaluate(monkeypatch):
+    seen = []
+    real = suite.evaluate_encoder
+    monkeypatch.setattr(selfsup.api, "evaluate_encoder", lambda *a, **kw: (
+        seen.append((kw["train_samples"], kw["test_samples"])), real(*a, **kw))[1])
+    selfsup.evaluate(FlatDigits(), data="digits", protocols=["knn"])
+    out = selfsup.evaluate(FlatDigits(), data="digits", protocols=["knn"], train_samples=200,
+                           test_samples=50)
+    assert seen == [(suite.DEFAULT_TRAIN_SAMPLES, suite.DEFAULT_TEST_SAMPLES), (200, 50)]
+    assert out["probe_train_samples"] == {"used": 200, "of": 1437}
+    assert out["probe_test_samples"] == {"used": 50, "of": 360}
+
+
+def test_the_report_samples_the_features_of_the_bounded_evaluation(digits_run, monkeypatch):
+    from selfsup.evaluate.features import remembering
+    from selfsup.report import page
+
+    monkeypatch.setattr(page, "DEFAULT_TRAIN_SAMPLES", 500)
+    monkeypatch.setattr(page, "DEFAULT_TEST_SAMPLES", 200)
+    with remembering():  # as after `selfsup.pretrain`: evaluation, then the report
+        selfsup.evaluate(selfsup.load(digits_run.dir), data="digits", protocols=["knn"],
+                         train_samples=500, test_samples=200)
+        monkeypatch.setattr(page, "extract_features",
+                            lambda *a, **k: pytest.fail("the report embedded images again"))
+        assert set(page.embedding_figures(digits_run.dir, None, "pca")) == {"map", "neighbours"}

@@ -12,7 +12,9 @@ from .split import (
     collate_images,
     sample_split,
     stratified_holdout,
+    stratified_sample,
 )
 
 __all__ = ["DataError", "DataSource", "Split", "collate_batched", "collate_images",
-           "load_source", "load_source_for", "sample_split", "stratified_holdout"]
+           "load_source", "load_source_for", "sample_split", "stratified_holdout",
+           "stratified_sample"]

@@ -152,6 +152,35 @@ def sample_split(split: Split, n: int, seed: int = 0) -> Split:
     return _subset(split, np.sort(picked.numpy()))
 
 
+def stratified_indices(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Sorted positions of a seeded sample of ``n`` < len(labels) items in which each class
+    keeps its share of ``n`` to within one item (largest remainders get the leftovers)."""
+    _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
+    share = counts * n / len(labels)
+    quota = np.floor(share).astype(np.int64)
+    # ties of remainder go to the larger class
+    extra = np.lexsort((-counts, -(share - quota)))[: n - quota.sum()]
+    quota[extra] += 1
+    rng = np.random.default_rng(seed)
+    # each class's positions in order, by one sort (ImageNet: 1,000 classes of 1.28M labels)
+    members = np.split(np.argsort(inverse, kind="stable"), np.cumsum(counts)[:-1])
+    picked = [rng.permutation(m)[:q] for m, q in zip(members, quota, strict=True)]
+    return np.sort(np.concatenate(picked))
+
+
+def stratified_sample(split: Split, n: int, seed: int = 0) -> Split:
+    """A fixed, class-stratified subset of at most ``n`` items of a split, in the split's order
+    (`stratified_indices`): a probe fitted on it sees the split's class balance, rare classes
+    included. Without class labels (none, or a regression target's values) it is
+    `sample_split`'s uniform sample."""
+    if n >= len(split):
+        return split
+    labels = split.labels
+    if labels is None or not np.issubdtype(labels.dtype, np.integer):
+        return sample_split(split, n, seed)
+    return _subset(split, stratified_indices(labels, n, seed))
+
+
 def _subset(split: Split, indices: np.ndarray) -> Split:
     labels = split.labels[indices] if split.labels is not None else None
     if split.images is not None:

@@ -19,7 +19,13 @@ from ..backbones.io import load_encoder
 from ..data import Split, load_source_for
 from ..data.split import in_memory_split
 from ..evaluate.features import extract_features, remembered
-from ..evaluate.suite import has_labels, train_test
+from ..evaluate.suite import (
+    DEFAULT_TEST_SAMPLES,
+    DEFAULT_TRAIN_SAMPLES,
+    has_labels,
+    probe_samples,
+    train_test,
+)
 from ..evaluate.table_probes import PROBE_NAMES, format_score
 from ..hardware import has_bf16
 from ..methods.saved import saved_method
@@ -90,6 +96,10 @@ def embedding_figures(run_dir: Path, data: str | None, how: str,
     train, test, _ = train_test(source)
     if test.labels is None:
         return {}
+    # the parts of the splits the evaluation embedded (its default bounds), so that after
+    # `selfsup.pretrain` the figures sample its features instead of embedding images again
+    train, test, _ = probe_samples(train, test, DEFAULT_TRAIN_SAMPLES, DEFAULT_TEST_SAMPLES,
+                                   pre.input_dim)
     bf16 = has_bf16()  # as the evaluation embedded them
     known = remembered(encoder, test, bf16=bf16), remembered(encoder, train, bf16=bf16)
     if None in known:  # embed a sample of each split

@@ -137,6 +137,10 @@ class PretrainConfig:
     run_dir: str | None = None
     num_workers: int | None = None
     eval_protocols: list[str] = field(default_factory=lambda: ["knn", "linear", "rankme"])
+    # the evaluation after pretraining probes stratified samples of the splits (0: all;
+    # "auto": the training images that hold 160M input values; evaluate/suite.py)
+    eval_train_samples: int | str = "auto"
+    eval_test_samples: int = 10_000
     log_every: int = 10
     checkpoint_every_s: float = 120.0
     schedule: str = "cosine"  # cosine | linear | infinite | repeated-cosine (train/schedule.py)
@@ -184,6 +188,13 @@ class PretrainConfig:
                               "give one")
         if self.select_by == "rankme" and self.rankme_samples < 2:
             raise ConfigError("select_by rankme needs the RankMe monitor: rankme_samples >= 2")
+        if self.eval_train_samples != "auto" and not (
+                isinstance(self.eval_train_samples, int) and self.eval_train_samples >= 0):
+            raise ConfigError(f"eval_train_samples is a number of images (0: all) or auto, got "
+                              f"{self.eval_train_samples!r}")
+        if self.eval_test_samples < 0:
+            raise ConfigError(f"eval_test_samples must be >= 0 (0: all), got "
+                              f"{self.eval_test_samples}")
         if self.rankme_samples < 0 or self.rankme_every < 0:
             raise ConfigError("rankme_samples and rankme_every must be >= 0")
         if self.schedule not in SCHEDULES:

@@ -71,6 +71,8 @@ def test_each_status_holds_its_method_to_its_word():
     hold_to_status(measured(0.83), "experimental")
     with pytest.raises(GuardFailed, match="status='ready'"):
         hold_to_status(measured(0.85), "experimental")
+    with pytest.raises(GuardFailed, match="status='collapses'"):
+        hold_to_status(measured(0.80, collapsed=True), "experimental")
 
 
 def test_guard_fails_on_a_frozen_encoder(planted, tmp_path):

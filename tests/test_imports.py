@@ -20,6 +20,7 @@ LEVEL = {
     "train": 4, "evaluate": 4,
     "report": 5,
     "export": 5.5,  # at the api's level (api may import it); below it, as equal parts may not
+    "guard": 5.5,  # trains and evaluates, as the api does; the cli reads its budget
     "api": 6,
     "__init__": 6.5,  # the package re-exports the api
     "console": 6.8,  # what the cli prints

@@ -125,15 +125,15 @@ def hold_to_status(result: GuardResult, registered: str) -> None:
     """Raise `GuardFailed` unless the method stands where its registered status says.
 
     A ``ready`` method must measure ready: one that stops learning or collapses fails. One
-    listed ``collapses`` must still collapse, or measure ready (then its word must change). One
-    listed ``experimental`` fails once it clears twice the margin without collapsing: a
+    listed ``collapses`` must still collapse. One listed ``experimental`` fails once it
+    collapses, or clears twice the margin without collapsing: a
     method that starts learning gets its word changed, while a gain at the margin itself, which
     another CPU's arithmetic may tip either way, does not flip the word back and forth."""
     gain = result.trained_knn - result.untrained_knn
     stands = {
         "ready": result.status == "ready",
         "collapses": result.collapsed,
-        "experimental": not (gain > 2 * MARGIN and not result.collapsed),
+        "experimental": not result.collapsed and gain <= 2 * MARGIN,
     }[registered]
     if not stands:
         raise GuardFailed(f"{result.explain()}, but it is registered {registered!r}: fix the "

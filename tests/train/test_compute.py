@@ -115,3 +115,15 @@ def test_steps_budget_is_recorded_and_extends_on_resume(tmp_path):
     trained = json.loads((run_dir / "eval.json").read_text())["training"]
     # the compute of the first session travels in the checkpoint
     assert trained["compute_flops"] == pytest.approx(8 * per_step)
+
+
+def test_a_step_that_raises_leaves_no_counter_behind():
+    from torch.utils._python_dispatch import _get_current_dispatch_mode_stack
+
+    class Raising(LinearModule):
+        def training_step(self, batch, batch_idx):
+            raise RuntimeError("boom")  # on the first step, while it is being counted
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fit(Raising(total_steps=3), ComputeMeter(), max_steps=3)
+    assert not _get_current_dispatch_mode_stack()

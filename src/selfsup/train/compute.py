@@ -10,8 +10,7 @@ What torch.utils.flop_counter counts: the ops it has a formula for (matrix multi
 layers, convolutions and their transposes, attention), forward and backward. What it misses:
 elementwise and reduction ops (activations, normalization layers, softmax outside attention,
 the augmentations' per-pixel arithmetic and resampling), the optimizer's update, decoding in
-the loader's workers and the processes' communication. On the default ResNet step those are a
-small share of the arithmetic, and none of them is what MFU divides by.
+the loader's workers and the processes' communication.
 """
 
 from __future__ import annotations
@@ -86,6 +85,13 @@ class ComputeMeter(L.Callback):
                                                     self.cost)
         if self.spent >= self.budget_flops or trainer.global_step >= pl_module.total_steps:
             trainer.should_stop = True
+
+    def on_exception(self, trainer, pl_module, exception: BaseException) -> None:
+        # a step that raised (a diverged loss, a kill in a test) must not leave the counter on
+        # the dispatch stack of the process, slowing and counting whatever runs next
+        if self._counter is not None:
+            self._counter.__exit__(None, None, None)
+            self._counter = None
 
     def state_dict(self) -> dict[str, Any]:
         return {"spent": self.spent, "per_step": self.per_step, "counts": list(self.counts)}

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from results_md import append_table  # noqa: E402
+from results_md import write_table  # noqa: E402
 
 from selfsup.guard import (  # noqa: E402
     GUARD_BATCH,
@@ -52,7 +52,7 @@ def main() -> None:
             print(" | ".join(map(str, rows[-1])), flush=True)
     if a.no_record:
         return
-    append_table(
+    write_table(
         f"The learning guard: every method at {GUARD_STEPS} steps of {GUARD_BATCH}",
         ["method", "source", "steps", "untrained kNN %", "trained kNN %", "gain", "RankMe",
          "collapsed", "measured", "registered", "seconds"], rows,

@@ -199,3 +199,16 @@ def test_damaged_run_files_are_one_line(damaged_run, capsys):
     err = _one_line_error(capsys, main(["evaluate", str(damaged_run)]))
     assert f"{damaged_run / 'encoder.safetensors'} is damaged or truncated" in err
     assert "checkpoints" in err
+
+
+def test_one_budget_per_run_on_the_command_line(tmp_path, capsys):
+    err = _one_line_error(capsys, main(["pretrain", "--data", "digits", "--steps", "3",
+                                        "--time-budget", "1m", "--run-dir", str(tmp_path / "r"),
+                                        "--no-progress"]))
+    assert "give one budget, not --steps, --time-budget" in err
+    err = _one_line_error(capsys, main(["pretrain", "--data", "digits", "--compute", "lots",
+                                        "--run-dir", str(tmp_path / "r"), "--no-progress"]))
+    assert "compute budget 'lots' not understood" in err
+    err = _one_line_error(capsys, main(["pretrain", "--data", "digits", "--steps", "3",
+                                        "--eval-train-samples", "some", "--no-progress"]))
+    assert "--eval-*-samples takes a number of images, all or auto" in err

@@ -127,3 +127,24 @@ def test_a_step_that_raises_leaves_no_counter_behind():
     with pytest.raises(RuntimeError, match="boom"):
         fit(Raising(total_steps=3), ComputeMeter(), max_steps=3)
     assert not _get_current_dispatch_mode_stack()
+
+
+def test_progressive_resizing_is_counted_again_and_a_compute_budget_holds(tmp_path):
+    # crops grow from half the side to the full one late in the run: the step's FLOPs change,
+    # and the meter counts them again when the views say so
+    opts = dict(batch_size=64, precision="32", backbone="resnet10w32", evaluate_after=False,
+                rankme_samples=0, views={"min_crop_ratio": 0.5})
+    run = selfsup.pretrain("simclr", "fashion-mnist", run_dir=str(tmp_path / "steps"),
+                           steps=40, **opts)
+    counts = run.training["flop_counts"]
+    assert len(counts) >= 2 and counts[0]["step"] == 0
+    assert counts[-1]["flops"] > counts[0]["flops"]  # larger crops at the end
+    spent = sum(c["flops"] * (end - c["step"]) for c, end in
+                zip(counts, [c["step"] for c in counts[1:]] + [40], strict=True))
+    assert run.training["compute_flops"] == pytest.approx(spent)
+    # the same run under a compute budget of what it spent: about the same steps, never more
+    budget = run.training["compute_flops"]
+    run = selfsup.pretrain("simclr", "fashion-mnist", run_dir=str(tmp_path / "compute"),
+                           compute=budget, **opts)
+    assert run.training["compute_flops"] <= budget
+    assert 30 <= run.steps <= 40, run.training

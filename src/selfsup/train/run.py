@@ -347,6 +347,7 @@ def training_record(trainer: L.Trainer, module: PretrainModule, config: Pretrain
             "epochs": round(trainer.global_step / max(1, steps_per_epoch), 3),
             "compute_flops": float(meter.spent),
             "flops_per_step": float(meter.per_step),
+            "flop_counts": meter.counts,  # each count: its step, the views' relative cost, FLOPs
             "train_seconds": round(module.elapsed_before + module.session_elapsed(), 1),
             "images_per_s": round(module.images_per_s, 1),
             "global_batch": config.batch_size, "processes": config.devices * config.num_nodes}

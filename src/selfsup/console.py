@@ -38,16 +38,20 @@ def print_results(run) -> None:
         table.add_row("epochs", f"{trained['epochs']:g}")
     if trained.get("compute_flops"):
         table.add_row("training compute", format_flops(trained["compute_flops"]))
-    table.add_row("training time", f"{run.seconds / 60:.1f} min")
+    table.add_row("training time", duration(run.seconds))
     table.add_row("images/s", f"{run.images_per_s:.0f}")
     if "eval_seconds" in e:  # what the user waits for after training
-        table.add_row("evaluation time", f"{e['eval_seconds'] / 60:.1f} min")
+        table.add_row("evaluation time", duration(e["eval_seconds"]))
     table.add_row("run directory", str(run.dir))
     if (run.dir / "report.html").is_file():
         table.add_row("report", str(run.dir / "report.html"))
     Console().print(table)
     print_table_probes(e)
     print_label_hint(e, run.dir)
+
+
+def duration(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
 def print_label_hint(results: dict, run_dir) -> None:

@@ -84,8 +84,9 @@ def evaluate(encoder: nn.Module | str | Path, data: str | None = None,
 
     ``train_samples``, ``test_samples``: the probes and the raw-pixel baseline fit on a
     class-stratified, seeded sample of this many training images and are scored on one of this
-    many test images (`DEFAULT_TRAIN_SAMPLES`, `DEFAULT_TEST_SAMPLES`; recorded as
-    ``probe_train_samples`` / ``probe_test_samples``); None or 0 takes the whole split.
+    many test images (by default "auto": the training images that hold 160M input values, all
+    of Fashion-MNIST and CIFAR-10; 10,000 test images; recorded as ``probe_train_samples`` /
+    ``probe_test_samples``); None or 0 takes the whole split.
 
     ``eval_data``: a labelled source the probes run on instead (a run pretrained on unlabelled
     photos, probed on a small labelled folder), converted to the encoder's channels and size;

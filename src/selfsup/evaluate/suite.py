@@ -87,7 +87,8 @@ def evaluate_encoder(encoder: nn.Module, source: DataSource,
     """Frozen-feature evaluation. Returns a dict ready for eval.json.
 
     The probes (and the raw-pixel baseline) fit on a class-stratified sample of at most
-    ``train_samples`` images of the training split and are scored on one of at most
+    ``train_samples`` images of the training split ("auto": as many as hold
+    `PROBE_TRAIN_VALUES` input values) and are scored on one of at most
     ``test_samples`` test images (RankMe too), the same for every encoder on the same source
     (`probe_sample`; None or 0: the whole split). A sample taken is recorded as
     ``probe_train_samples`` / ``probe_test_samples``: ``{"used", "of"}``.

@@ -28,6 +28,10 @@ def report(digits_run):
 def test_pretrain_writes_a_report(digits_run):
     page = (digits_run.dir / "report.html").read_text()
     assert "Loss" in page and "Nearest neighbours" in page
+    # what was trained, in units that travel, beside the evaluation's own time
+    for row in ("3 epochs", "training compute", "GFLOP", "training time (min)",
+                "evaluation time (min)"):
+        assert row in page, row
 
 
 def test_report_is_self_contained(report):

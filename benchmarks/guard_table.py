@@ -48,14 +48,14 @@ def main() -> None:
                          f"{100 * (r.trained_knn - r.untrained_knn):+.1f}", f"{r.rankme:.1f}",
                          "yes" if r.collapsed else "no", r.status,
                          registered if registered == r.status else f"**{registered}**",
-                         f"{time.perf_counter() - t:.1f}"])
+                         f"{r.images_per_s:.0f}", f"{time.perf_counter() - t:.1f}"])
             print(" | ".join(map(str, rows[-1])), flush=True)
     if a.no_record:
         return
     write_table(
         f"The learning guard: every method at {GUARD_STEPS} steps of {GUARD_BATCH}",
         ["method", "source", "steps", "untrained kNN %", "trained kNN %", "gain", "RankMe",
-         "collapsed", "measured", "registered", "seconds"], rows,
+         "collapsed", "measured", "registered", "images/s", "seconds"], rows,
         f"budget {GUARD_STEPS} steps of batch {GUARD_BATCH}, fp32, seed 0, each method's "
         f"guard size (selfsup.guard.GUARD_SIZES); kNN k={GUARD_K}, T=0.1 on the 20% "
         f"stratified holdout; ready = gain above {100 * MARGIN:.0f} points and no collapse; "

@@ -71,6 +71,7 @@ class GuardResult:
     rankme: float
     steps: int
     status: str
+    images_per_s: float = 0.0  # this machine's training speed, beside any wall time
 
     def explain(self) -> str:
         return (f"{self.method}: kNN@{GUARD_K} {100 * self.trained_knn:.1f}% after {self.steps} "
@@ -114,7 +115,8 @@ def run_guard(method: str, run_dir: str | Path, **options: Any) -> GuardResult:
     trained = knn(load_encoder(run_dir), source)
     before = knn(untrained_encoder(config, source), source)
     return GuardResult(method, trained, before, collapsed, health[-1]["rankme"] if health
-                       else float("nan"), result.steps, guard_status(trained, before, collapsed))
+                       else float("nan"), result.steps, guard_status(trained, before, collapsed),
+                       result.images_per_s)
 
 
 class GuardFailed(AssertionError):

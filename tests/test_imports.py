@@ -15,6 +15,7 @@ PACKAGE = Path(selfsup.__file__).parent
 LEVEL = {
     "rundir": 0, "hardware": 0, "collapse": 0, "distributed": 0,
     "data": 1, "backbones": 1,
+    "degradations": 1,  # noise models and other corruptions of images, for any stage above
     "views": 2, "objectives": 2,
     "methods": 3,
     "train": 4, "evaluate": 4,

@@ -23,6 +23,7 @@ from selfsup.objectives.masked import (
 )
 from selfsup.objectives.predictive import LatentPredictionMSE
 from selfsup.objectives.redundancy import MixedBarlowTwinsRegularizer
+from selfsup.objectives.restoration import BlindSpotMSE
 
 WORLD = 2
 BATCH, DIM = 8, 6  # global batch; each rank holds BATCH // WORLD rows
@@ -159,6 +160,9 @@ MASKED = {
         patches(z1), patches(z2), WEIGHTS[rows]),
     "homologous_contrastive": lambda rows: lambda z1, z2: HomologousContrastive()(
         patches(z1), SOURCES[rows]),
+    # Noise2Void's blind spots: 5 against 10 pixels of 2 x 3 single-channel "patches"
+    "blind_spot_mse": lambda rows: lambda z1, z2: BlindSpotMSE()(
+        z1.view(-1, 1, 2, 3), z2.view(-1, 1, 2, 3), PIXEL_MASK[rows].bool()),
 }
 
 
@@ -378,5 +382,6 @@ def test_masked_objective_under_ddp_equals_the_full_batch(ranks, name):
 
 def test_masked_objectives_are_local():
     for objective in (MaskedReconstruction, RelativeLossPrediction, PatchChoice,
-                      CorruptedPixelL1, MaskedTokenDistillation, HomologousContrastive):
+                      CorruptedPixelL1, MaskedTokenDistillation, HomologousContrastive,
+                      BlindSpotMSE):
         assert objective.distributed_loss == "local"

@@ -8,7 +8,7 @@ pretrain: setup
 	.venv/bin/selfsup pretrain
 
 # one pytest-xdist worker per core (at most 4: each holds its own torch), one torch thread each
-# (tests/conftest.py); on 2 Zen 4 cores (AVX-512 + bf16) 273 s of test time (2026-12-07)
+# (tests/conftest.py); on 2 Zen 4 cores (AVX-512 + bf16) 273-302 s of test time (2026-12-07)
 test: setup
 	.venv/bin/python -m pytest -q -n auto --maxprocesses 4
 

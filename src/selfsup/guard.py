@@ -17,7 +17,7 @@ the guard are one training); CI runs it as its own step (`make guard`).
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +141,3 @@ def hold_to_status(result: GuardResult, registered: str) -> None:
         raise GuardFailed(f"{result.explain()}, but it is registered {registered!r}: fix the "
                           f"method, or register it with status={result.status!r}")
 
-
-def as_row(result: GuardResult) -> dict[str, Any]:
-    return asdict(result)

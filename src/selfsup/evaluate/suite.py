@@ -39,8 +39,8 @@ RAW_KNN_BYTES = 1 << 30
 # input values (C x H x W each; "auto"): all of Fashion-MNIST (60,000 x 784) and CIFAR-10
 # (50,000 x 3,072), whose scores stay comparable with every earlier table, and 13,020 images of a
 # 64 px RGB folder, where the features dominate what a user waits for. On a 100,000-image 64 px
-# folder (200 classes, 20% held out) 10,000 training and 10,000 test images keep the
-# evaluation after pretraining at 96 s on 2 cores, under a fifth of the default 10-minute
+# folder (200 classes, 20% held out) these bounds (13,020 training and 10,000 test images) keep
+# the evaluation after pretraining at 105 s on 2 cores, under a fifth of the default 10-minute
 # budget; both whole splits take 328 s. What a sample costs, on CIFAR-10 against all 50,000:
 # 10,000 images 4.7 kNN and 2.6 linear points, 20,000 2.7 and 1.2 (benchmarks/eval_sample.py).
 # 10,000 test images is Fashion-MNIST's and CIFAR-10's own test split.

@@ -10,7 +10,7 @@ import yaml
 
 from ..evaluate.table_probes import PROBE_NAMES, format_score
 from ..rundir import RunDir
-from ..train.config import format_flops
+from ..train.config import budget_words, format_flops
 
 # what each run trained, in units that travel (steps, epochs, FLOPs) and those that do not
 # (training and evaluation wall time), then its scores
@@ -50,22 +50,13 @@ def compare_rows(run_dirs: list[str | Path]) -> list[dict[str, Any]]:
             backbone = meta["backbone"].get("name", meta["backbone"].get("arch", backbone))
         trained = ev.get("training", meta.get("training", {}))
         rows.append({"run": d.name, "method": cfg.get("method"), "backbone": backbone,
-                     "budget": budget_of(cfg), "steps": meta.get("steps"),
+                     "budget": budget_words(cfg), "steps": meta.get("steps"),
                      "epochs": trained.get("epochs"), "compute": trained.get("compute_flops"),
                      "train_s": trained.get("train_seconds"), "eval_s": ev.get("eval_seconds"),
                      "knn": probed.get("knn_top1"), "linear": probed.get("linear_top1"),
                      "nb": probed.get("nb_top1"),
                      "rankme": ev.get("rankme"), **table_scores(ev)})
     return rows
-
-
-def budget_of(cfg: dict[str, Any]) -> str | None:
-    """A config's budget in words ('10m', '3 epochs', '500 steps', '100tflop')."""
-    for key, unit in (("epochs", " epochs"), ("steps", " steps"), ("time_budget", ""),
-                      ("compute", "")):
-        if cfg.get(key) is not None:
-            return f"{cfg[key]}{unit}"
-    return None
 
 
 def format_cell(key: str, value: Any) -> str:

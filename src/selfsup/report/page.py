@@ -30,8 +30,9 @@ from ..evaluate.table_probes import PROBE_NAMES, format_score
 from ..hardware import has_bf16
 from ..methods.saved import saved_method
 from ..rundir import RunDir, atomic_write_text
+from ..train.config import budget_words
 from . import plots
-from .compare import budget_of, format_cell
+from .compare import format_cell
 
 MAPS = ("pca", "tsne")
 MAP_POINTS = 2000  # test images drawn in the embedding map
@@ -179,7 +180,7 @@ def probe_results(ev: dict) -> dict:
 def _summary(cfg: dict, meta: dict, ev: dict) -> str:
     rows = [("method", cfg.get("method")), ("data", cfg.get("data")),
             ("backbone", meta.get("backbone", {}).get("name", cfg.get("backbone"))),
-            ("budget", budget_of(cfg)), ("steps", meta.get("steps"))]
+            ("budget", budget_words(cfg)), ("steps", meta.get("steps"))]
     trained = ev.get("training", meta.get("training", {}))
     rows += [(label, format_cell(key, trained[field])) for label, key, field in (
         ("epochs", "epochs", "epochs"), ("training compute", "compute", "compute_flops"),

@@ -58,6 +58,16 @@ def parse_compute(text: str | float | int) -> float:
     return flops
 
 
+def budget_words(config: dict[str, Any]) -> str | None:
+    """A config's budget in words ('10m', '3 epochs', '500 steps', '100tflop'): of a
+    `PretrainConfig` or of a run's config.yaml read back."""
+    for key, unit in (("epochs", " epochs"), ("steps", " steps"), ("time_budget", ""),
+                      ("compute", "")):
+        if config.get(key) is not None:
+            return f"{config[key]}{unit}"
+    return None
+
+
 def format_flops(flops: float) -> str:
     """1.234e14 -> '123.4 TFLOP'."""
     for unit, scale in (("EFLOP", 1e18), ("PFLOP", 1e15), ("TFLOP", 1e12), ("GFLOP", 1e9)):
@@ -260,13 +270,7 @@ class PretrainConfig:
     @property
     def budget(self) -> str | None:
         """The run's budget in words: '10m', '3 epochs', '500 steps', '100tflop'."""
-        if self.epochs is not None:
-            return f"{self.epochs} epochs"
-        if self.steps is not None:
-            return f"{self.steps} steps"
-        if self.time_budget is not None:
-            return str(self.time_budget)
-        return str(self.compute) if self.compute is not None else None
+        return budget_words(self.to_dict())
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

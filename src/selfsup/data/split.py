@@ -155,6 +155,9 @@ def sample_split(split: Split, n: int, seed: int = 0) -> Split:
 def stratified_indices(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
     """Sorted positions of a seeded sample of ``n`` < len(labels) items in which each class
     keeps its share of ``n`` to within one item (largest remainders get the leftovers)."""
+    # not sklearn's train_test_split(stratify=) as the probes use: it refuses a class with one
+    # image and a sample smaller than the number of classes, which a bound on a large folder of
+    # many classes must allow (a rare class then gets no image, not an error)
     _, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
     share = counts * n / len(labels)
     quota = np.floor(share).astype(np.int64)
